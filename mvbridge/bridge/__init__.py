@@ -1,0 +1,1 @@
+"""The host half of mvbridge. Internal: use the names ``mvbridge`` exports."""

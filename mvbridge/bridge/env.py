@@ -1,0 +1,387 @@
+"""``mvbridge.Env``: one environment, its worker, its module proxies.
+
+Internal module; ``Env``, ``env()`` and ``shutdown()`` are public through ``mvbridge``.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+import shutil
+import tempfile
+import textwrap
+import threading
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .. import protocol as P
+from ..codec import ByValue
+from ..errors import ConfigError, MVBridgeError, SerializationError
+from .client import HostSession, WorkerModuleName
+from .proxy import RemoteModule
+from .runtime import ensure_runtime, interpreter_facts
+from .supervisor import WorkerProcess
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_registry_lock = threading.Lock()
+_registry: dict[str, Env] = {}
+_exiting = False
+
+
+class EnvState(enum.Enum):
+    """Where an env's worker stands."""
+
+    STOPPED = "stopped"  # no worker yet, or shut down; the next use starts one
+    RUNNING = "running"  # a worker answered the handshake and has not gone
+    DIED = "died"  # the worker exited unexpectedly; the next use starts a new one
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """Facts about an env's running worker.
+
+    Attributes:
+        name: the env's name.
+        python: the worker's full Python version, e.g. ``"3.9.18"``.
+        executable: the worker's interpreter.
+        pid: the worker's process id.
+        protocol: the protocol version both sides speak.
+        runtime: versions of msgpack, pyzmq, libzmq and cloudpickle in the worker's runtime.
+        address: the control endpoint.
+    """
+
+    name: str
+    python: str
+    executable: str
+    pid: int
+    protocol: int
+    runtime: dict[str, str] = field(default_factory=dict)
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class EnvStatistics:
+    """Counts that show whether references are released.
+
+    Attributes:
+        worker_objects: objects the worker holds for this host (its table's size).
+        host_objects: host objects the worker holds proxies of (our table's size).
+        host_proxies: live proxies here of worker objects.
+        pending_releases: releases queued here, not yet sent.
+        restarts: how many times a worker of this env has been started after the first.
+    """
+
+    worker_objects: int
+    host_objects: int
+    host_proxies: int
+    pending_releases: int
+    restarts: int
+
+
+class Env:
+    """An environment whose modules run in their own worker interpreter.
+
+    Args:
+        name: the env's name, used in messages and by ``mvbridge.env(name)``.
+        interpreter: an existing Python (3.8+) to run the worker with, used as it is.
+        call_timeout: default deadline in seconds for each call into this env (None: no deadline).
+        start_timeout: how long the worker may take to answer its handshake.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        interpreter: str | Path | None = None,
+        requirements: list[str] | None = None,
+        python: str | None = None,
+        address: str | None = None,
+        call_timeout: float | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        if interpreter is None:
+            raise ConfigError(
+                f"env {name!r}: give interpreter=PATH (an existing Python); building envs from "
+                "requirements, python= and address= arrive with the environments feature"
+            )
+        self.name = name
+        self.interpreter = str(interpreter)
+        self.requirements = list(requirements or [])
+        self.python = python
+        self.address = address
+        self.call_timeout = call_timeout
+        self.start_timeout = start_timeout
+        self._lock = threading.RLock()
+        self._session: HostSession | None = None
+        self._ipc_dir: Path | None = None
+        self._modules: dict[str, RemoteModule] = {}
+        self._starts = 0
+        with _registry_lock:
+            _registry[name] = self
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def state(self) -> EnvState:
+        session = self._session
+        if session is None:
+            return EnvState.STOPPED
+        if session.closed:
+            return (
+                EnvState.DIED
+                if session.process and session.death and "shut down" not in session.death
+                else EnvState.STOPPED
+            )
+        return EnvState.RUNNING
+
+    def build(self) -> None:
+        """Check the interpreter runs and prepare the worker runtime for it."""
+        ensure_runtime(interpreter_facts(self.interpreter))
+
+    def start(self) -> None:
+        """Start the worker now rather than on first use."""
+        self.session()
+
+    def session(self) -> HostSession:
+        """The live session with this env's worker, starting a worker if none is running."""
+        session = self._session
+        if session is not None and not session.closed:
+            return session
+        with self._lock:
+            session = self._session
+            if session is not None and not session.closed:
+                return session
+            if _exiting:
+                raise MVBridgeError(
+                    f"env {self.name!r}: not starting a worker while the interpreter exits"
+                )
+            if session is not None:
+                logger.info("env %r: starting a new worker (%s)", self.name, session.death)
+                self._cleanup(session)
+            self._session = self._spawn()
+            self._starts += 1
+            return self._session
+
+    def current_session(self) -> HostSession | None:
+        return self._session
+
+    def _spawn(self) -> HostSession:
+        facts = interpreter_facts(self.interpreter)
+        runtime = ensure_runtime(facts)
+        ipc_dir = Path(tempfile.mkdtemp(prefix="mvb-"))  # mkdtemp makes it 0700: only we connect
+        self._ipc_dir = ipc_dir
+        process = WorkerProcess(
+            self.name, self.interpreter, runtime, f"ipc://{ipc_dir}/ctl", f"ipc://{ipc_dir}/ch"
+        )
+        try:
+            return HostSession(
+                self.name,
+                process,
+                f"ipc://{ipc_dir}/ctl",
+                self.call_timeout,
+                self._module_proxy,
+                self.start_timeout,
+            )
+        except BaseException:
+            process.stop()
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+            raise
+
+    def _cleanup(self, session: HostSession) -> None:
+        session.shutdown()
+        if self._ipc_dir is not None:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
+
+    def shutdown(self) -> None:
+        """Stop the worker, if one runs; calls waiting on it raise ``WorkerDiedError``."""
+        with self._lock:
+            session = self._session
+            if session is not None:
+                self._cleanup(session)
+
+    def __enter__(self) -> Env:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<mvbridge.Env {self.name!r} {self.state.value} ({self.interpreter})>"
+
+    # -- use -------------------------------------------------------------------------------------
+    def request(self, op: str, target: Any, *operands: Any) -> Any:
+        return self.session().request(op, target, *operands)
+
+    def import_module(self, name: str) -> RemoteModule:
+        """Import module ``name`` in the worker and return its proxy.
+
+        Raises:
+            ModuleNotFoundError: the env has no such module (the worker's own error).
+        """
+        listing = self.request(P.OP_IMPORT, None, name)
+        module = self._modules.get(name)
+        if module is None:
+            module = self._modules[name] = RemoteModule(self, name, listing)
+        else:
+            module.__dict__["_mvb_callables"] = frozenset(listing["callables"])
+        return module
+
+    def _module_proxy(self, name: str) -> RemoteModule:
+        module = self._modules.get(name)
+        return module if module is not None else self.import_module(name)
+
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in this env's worker and return the result.
+
+        ``fn`` travels by value: with cloudpickle when both sides run the same Python minor
+        version, else as source code (a plain top-level function without closures).
+
+        Raises:
+            SerializationError: ``fn`` cannot be shipped to this worker.
+            WorkerDiedError: the worker exited before replying.
+        """
+        session = self.session()
+        module = getattr(fn, "__module__", None) or "__main__"
+        if session.same_python:
+            return session.request(P.OP_CALL, ByValue(fn, module), list(args), kwargs)
+        if session.package_matches(module):  # importable there by name: no code travels
+            return session.request(P.OP_CALL, ByValue(fn), list(args), kwargs)
+        name, source, imports, values = _function_source(fn, session.peer_python)
+        return session.request(
+            P.OP_CALLATTR,
+            WorkerModuleName("mvbridge.ops"),
+            "run_source",
+            [name, source, imports, values, list(args), kwargs],
+            {},
+        )
+
+    @property
+    def info(self) -> EnvInfo:
+        """Facts about the running worker (starts it if needed)."""
+        facts = self.session().facts
+        return EnvInfo(
+            name=self.name,
+            python=facts["python"],
+            executable=facts["executable"],
+            pid=facts["pid"],
+            protocol=facts["protocol"],
+            runtime=dict(facts["runtime"]),
+            address=f"ipc://{self._ipc_dir}/ctl",
+        )
+
+    def statistics(self) -> EnvStatistics:
+        """Reference counts on both sides, after sending the releases queued here."""
+        session = self.session()
+        if session.pending_releases():
+            session.request(P.OP_VERSIONS, None, [])  # carries the queued releases
+        worker = session.statistics()
+        return EnvStatistics(
+            worker_objects=worker["live_objects"],
+            host_objects=session.table.statistics().live_objects,
+            host_proxies=session.live_proxies(),
+            pending_releases=session.pending_releases(),
+            restarts=max(0, self._starts - 1),
+        )
+
+
+def _function_source(fn: Any, peer_python: str) -> tuple[str, str, list[Any], dict[str, Any]]:
+    """Source, imports and global values to rebuild ``fn`` under another Python version."""
+    why = None
+    if not isinstance(fn, types.FunctionType):
+        why = "it is not a plain function"
+    elif fn.__name__ == "<lambda>":
+        why = "it is a lambda"
+    elif fn.__closure__:
+        why = "it is a closure"
+    source = ""
+    if why is None:
+        try:
+            source = textwrap.dedent(inspect.getsource(fn))
+        except (OSError, TypeError):
+            why = "its source code is not available"
+    if why is None and source.lstrip().startswith("@"):
+        why = "it is decorated"
+    imports: list[Any] = []
+    values: dict[str, Any] = {}
+    if why is None:
+        for name in _global_names(fn.__code__):
+            if name not in fn.__globals__:
+                continue
+            value = fn.__globals__[name]
+            if isinstance(value, types.ModuleType):
+                imports.append([name, value.__name__])
+            elif type(value) in (int, float, str, bytes, bool, type(None), tuple, list, dict):
+                values[name] = value
+            else:
+                why = f"it uses the global {name!r} ({type(value).__name__}), which is not data"
+                break
+    if why is not None:
+        raise SerializationError(
+            f"cannot run {getattr(fn, '__qualname__', fn)!r} in a worker on Python {peer_python}: "
+            f"code travels by value only between equal Python versions, and source shipping "
+            f"failed because {why}. Define the function in a module the env can import, or "
+            "use a worker on the host's Python version",
+            type_name=type(fn).__name__,
+        )
+    return fn.__name__, source, imports, values
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def env(name: str) -> Env:
+    """The env called ``name`` (created earlier in this process).
+
+    Raises:
+        ConfigError: no env of that name exists.
+    """
+    with _registry_lock:
+        found = _registry.get(name)
+    if found is None:
+        known = ", ".join(sorted(_registry)) or "none"
+        raise ConfigError(f"no env named {name!r} (known envs: {known})")
+    return found
+
+
+def shutdown() -> None:
+    """Stop every local worker this process started."""
+    with _registry_lock:
+        envs = list(_registry.values())
+    for each in envs:
+        try:
+            each.shutdown()
+        except Exception:
+            logger.exception("env %r did not shut down cleanly", each.name)
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+    shutdown()
+
+
+def _register_exit_hook() -> None:
+    # threading._register_atexit runs before the interpreter joins non-daemon threads, so a user
+    # thread blocked in a call gets WorkerDiedError instead of hanging the exit.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_at_exit)
+    else:  # pragma: no cover - Python < 3.9 hosts are not supported anyway
+        import atexit
+
+        atexit.register(_at_exit)
+
+
+_register_exit_hook()

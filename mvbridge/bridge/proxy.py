@@ -1,0 +1,95 @@
+"""Host proxies for whole modules; they survive worker restarts.
+
+Internal. A ``RemoteModule`` names its module, not an object id: every use asks the env for its
+current worker, which imports the module again after a restart. So ``from mvbridge import dep_a``
+at the top of a long-running program keeps working when a worker dies.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import TYPE_CHECKING, Any
+
+from .. import protocol as P
+from ..remote import _LOCAL_MISSING, RemoteAttribute
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .env import Env
+
+# Asked by the import system, pickle and tools; answered locally so no worker starts for them.
+_MODULE_LOCAL = _LOCAL_MISSING | {
+    "__path__",
+    "__file__",
+    "__cached__",
+    "__builtins__",
+    "__loader__",
+    "__spec__",
+    "__getattr__",
+    "__origin__",
+    "__mro_entries__",
+}
+
+
+class RemoteModule(types.ModuleType):
+    """A module of an env's worker, used as if it were imported here."""
+
+    def __init__(self, env: Env, name: str, listing: dict[str, Any]) -> None:
+        super().__init__(name, listing.get("doc"))
+        state = self.__dict__
+        state["_mvb_env"] = env
+        state["_mvb_callables"] = frozenset(listing.get("callables", ()))
+        state["_mvb_attrs"] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _MODULE_LOCAL or name.startswith("_mvb_"):
+            raise AttributeError(name)
+        state = self.__dict__
+        if name in state["_mvb_callables"]:
+            attr = state["_mvb_attrs"].get(name)
+            if attr is None:
+                attr = state["_mvb_attrs"][name] = ModuleAttribute(self, name)
+            return attr
+        return self._mvb_env.request(P.OP_GETATTR, self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("__") and name.endswith("__"):
+            super().__setattr__(name, value)
+        else:
+            self._mvb_env.request(P.OP_SETATTR, self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._mvb_env.request(P.OP_DELATTR, self, name)
+
+    def __dir__(self) -> list[str]:
+        return list(self._mvb_env.request(P.OP_SPECIAL, self, "__dir__", []))
+
+    def __repr__(self) -> str:
+        return f"<remote module {self.__name__!r} in env {self._mvb_env.name!r}>"
+
+    def __reduce__(self) -> Any:
+        return (_module_of, (self._mvb_env.name, self.__name__))
+
+
+def _module_of(env_name: str, module: str) -> Any:
+    from .env import env
+
+    return env(env_name).import_module(module)
+
+
+class ModuleAttribute(RemoteAttribute):
+    """``module.name`` for a callable: follows the env to its current worker, like the module."""
+
+    __slots__ = ()
+
+    def __init__(self, module: RemoteModule, name: str) -> None:
+        from ..remote import _ATTRIBUTE_TYPE
+
+        object.__setattr__(self, "_mvb_oid", None)
+        object.__setattr__(self, "_mvb_count", 1)
+        object.__setattr__(self, "_mvb_type", _ATTRIBUTE_TYPE)
+        object.__setattr__(self, "_mvb_base", module)
+        object.__setattr__(self, "_mvb_name", name)
+
+    @property  # type: ignore[override]
+    def _mvb_session(self) -> Any:
+        return self._mvb_base._mvb_env.session()

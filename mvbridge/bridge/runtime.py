@@ -1,0 +1,254 @@
+"""Interpreter facts and the private worker runtime kept per interpreter version.
+
+Internal. A runtime directory holds mvbridge's worker modules (``code/``), msgpack, pyzmq and
+cloudpickle for one Python version and platform (``site/``), and ``boot.py``. Nothing is
+installed into the env itself; the worker puts the runtime on its path at start and hides it
+from user code afterwards. Runtimes are built aside and renamed into place under a file lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import WorkerStartError
+from .locks import file_lock, replace_dir
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# The modules a worker needs: the shared half and the worker half (see docs/explanation).
+WORKER_MODULES = [
+    "__init__.py",
+    "errors.py",
+    "protocol.py",
+    "codec.py",
+    "objects.py",
+    "dists.py",
+    "remote.py",
+    "ops.py",
+    "peer.py",
+    "workers/__init__.py",
+    "workers/__main__.py",
+    "workers/server.py",
+]
+FACTS_TIMEOUT = 30.0
+INSTALL_TIMEOUT = 300.0
+_FACTS_SCRIPT = r"""
+import json, os, platform, sys, sysconfig
+try:
+    libc = os.confstr("CS_GNU_LIBC_VERSION")
+except (AttributeError, ValueError, OSError):
+    libc = None
+print(json.dumps({
+    "version": list(sys.version_info[:3]),
+    "implementation": sys.implementation.name,
+    "platform": sysconfig.get_platform(),
+    "machine": platform.machine(),
+    "libc": libc,
+    "executable": sys.executable,
+    "prefix": sys.prefix,
+    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+}))
+"""
+
+
+@dataclass(frozen=True)
+class InterpreterFacts:
+    """What mvbridge needs to know about an interpreter before starting a worker with it."""
+
+    path: str
+    version: tuple[int, int, int]
+    implementation: str
+    platform: str
+    machine: str
+    libc: str | None
+    prefix: str
+
+    @property
+    def minor(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+@cache
+def interpreter_facts(python: str) -> InterpreterFacts:
+    """Run ``python`` once to learn its version and platform.
+
+    Raises:
+        WorkerStartError: the interpreter does not exist, does not run, or is too old.
+    """
+    try:
+        done = subprocess.run(
+            [python, "-c", _FACTS_SCRIPT],
+            capture_output=True,
+            text=True,
+            timeout=FACTS_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise WorkerStartError(
+            f"cannot run the interpreter {python}: {exc}", exit_code=None, stderr_tail=""
+        ) from exc
+    if done.returncode != 0:
+        raise WorkerStartError(
+            f"the interpreter {python} does not run (exit code {done.returncode}): "
+            f"{done.stderr.strip()[-500:]}",
+            exit_code=done.returncode,
+            stderr_tail=done.stderr[-2000:],
+        )
+    raw = json.loads(done.stdout.strip().splitlines()[-1])
+    facts = InterpreterFacts(
+        path=python,
+        version=tuple(raw["version"]),  # type: ignore[arg-type]
+        implementation=raw["implementation"],
+        platform=raw["platform"],
+        machine=raw["machine"],
+        libc=raw["libc"],
+        prefix=raw["prefix"],
+    )
+    if facts.version < (3, 8):
+        raise WorkerStartError(
+            f"the interpreter {python} is Python {facts.minor}; mvbridge workers need 3.8 or newer",
+            exit_code=None,
+            stderr_tail="",
+        )
+    return facts
+
+
+def cache_dir() -> Path:
+    """mvbridge's user cache: ``MVBRIDGE_CACHE_DIR``, else the platform's user cache folder."""
+    configured = os.environ.get("MVBRIDGE_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mvbridge"
+
+
+def runtime_requirements() -> list[str]:
+    """What a runtime installs: cloudpickle pinned to the host's (pickles name its helpers)."""
+    return ["msgpack>=1.0", "pyzmq>=22", f"cloudpickle=={metadata.version('cloudpickle')}"]
+
+
+@cache
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    for name in [*WORKER_MODULES, "workers/boot.py"]:
+        digest.update(name.encode())
+        digest.update((PACKAGE_DIR / name).read_bytes())
+    for requirement in runtime_requirements():
+        digest.update(requirement.encode())
+    return digest.hexdigest()[:16]
+
+
+def runtime_key(facts: InterpreterFacts) -> str:
+    return f"{facts.implementation}{facts.minor}-{facts.platform}-{_code_digest()}"
+
+
+def ensure_runtime(facts: InterpreterFacts) -> Path:
+    """The runtime directory for this interpreter's version and platform, built if missing.
+
+    Raises:
+        WorkerStartError: the runtime's packages could not be installed.
+    """
+    root = cache_dir() / "runtime"
+    final = root / runtime_key(facts)
+    if (final / "boot.py").exists():
+        return final
+    with file_lock(root / (final.name + ".lock"), INSTALL_TIMEOUT, "preparing a worker runtime"):
+        if (final / "boot.py").exists():
+            return final
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=root))
+        try:
+            _build(facts, staging)
+            replace_dir(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _build(facts: InterpreterFacts, staging: Path) -> None:
+    code = staging / "code" / "mvbridge"
+    (code / "workers").mkdir(parents=True)
+    for name in WORKER_MODULES:
+        shutil.copyfile(PACKAGE_DIR / name, code / name)
+    logger.info("preparing the mvbridge runtime for Python %s at %s", facts.minor, staging)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(staging / "site"),
+        "--only-binary=:all:",
+        "--python-version",
+        facts.minor,
+        "--implementation",
+        "cp" if facts.implementation == "cpython" else "pp",
+    ]
+    for tag in platform_tags(facts):
+        command += ["--platform", tag]
+    command += runtime_requirements()
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise WorkerStartError(
+            f"installing the worker runtime for Python {facts.minor} took over "
+            f"{INSTALL_TIMEOUT:.0f} s: {' '.join(command)}",
+            exit_code=None,
+            stderr_tail="",
+        ) from exc
+    if done.returncode != 0:
+        raise WorkerStartError(
+            f"could not install the worker runtime (msgpack, pyzmq, cloudpickle) for Python "
+            f"{facts.minor} on {facts.platform}; pip said:\n{done.stderr.strip()[-2000:]}\n"
+            f"command: {' '.join(command)}",
+            exit_code=done.returncode,
+            stderr_tail=done.stderr[-2000:],
+        )
+    shutil.copyfile(PACKAGE_DIR / "workers" / "boot.py", staging / "boot.py")
+
+
+def platform_tags(facts: InterpreterFacts) -> list[str]:
+    """Wheel platform tags this interpreter accepts, best first (enough for our three deps)."""
+    plat = facts.platform
+    arch = facts.machine
+    if plat.startswith("linux"):
+        tags = []
+        if facts.libc and facts.libc.startswith("glibc"):
+            major, _, minor = facts.libc.split()[1].partition(".")
+            for m in range(int(minor), 4, -1):
+                tags.append(f"manylinux_{major}_{m}_{arch}")
+            tags += [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+        return [*tags, f"linux_{arch}"]
+    if plat.startswith("macosx"):
+        _, version, mac_arch = plat.split("-")
+        top = max(int(version.split(".")[0]), 11)
+        tags = [f"macosx_{v}_0_{mac_arch}" for v in range(top + 5, 10, -1)]
+        tags += [f"macosx_10_{m}_{mac_arch}" for m in range(16, 8, -1)]
+        return tags + [f"macosx_{v}_0_universal2" for v in range(top + 5, 10, -1)]
+    return [plat.replace("-", "_").replace(".", "_")]

@@ -1,0 +1,165 @@
+"""Start and stop local worker processes; forward their output; never leave orphans.
+
+Internal. Each worker gets the read end of a pipe whose write end only this process holds: when
+the host dies, even by SIGKILL, the worker reads EOF and exits. Its stdout and stderr are
+forwarded to this process's ``sys.stdout``/``sys.stderr``; the tail of stderr is kept for errors.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from .. import protocol as P
+from ..errors import WorkerStartError
+
+logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 3.0  # SHUTDOWN, then terminate, then kill, each waits this long at most
+_STRIPPED_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONEXECUTABLE",
+    "__PYVENV_LAUNCHER__",
+)
+
+
+class WorkerProcess:
+    """One local worker process."""
+
+    def __init__(
+        self, env_name: str, python: str, runtime: Path, control: str, channels: str
+    ) -> None:
+        self.env_name = env_name
+        self.python = python
+        read_fd, self._watch_fd = os.pipe()
+        environ = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV}
+        command = [
+            python,
+            "-u",
+            str(runtime / "boot.py"),
+            "--control",
+            control,
+            "--channels",
+            channels,
+            "--protocol",
+            str(P.PROTOCOL_VERSION),
+            "--watch-fd",
+            str(read_fd),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        try:
+            self.popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(read_fd,),
+                env=environ,
+            )
+        except OSError as exc:
+            os.close(self._watch_fd)
+            raise WorkerStartError(
+                f"could not start the worker for env {env_name!r} with {python}: {exc}",
+                env=env_name,
+                exit_code=None,
+                stderr_tail="",
+            ) from exc
+        finally:
+            os.close(read_fd)
+        self.pid = self.popen.pid
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        assert self.popen.stdout is not None
+        assert self.popen.stderr is not None
+        self._forwarders = [
+            _forward(self.popen.stdout, "stdout", None, self.pid),
+            _forward(self.popen.stderr, "stderr", self.stderr_tail, self.pid),
+        ]
+
+    def exit_code(self) -> int | None:
+        """The exit code (negative: killed by that signal), or None while it runs."""
+        return self.popen.poll()
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the process to end; its exit code or None."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stderr_text(self, drain_timeout: float = 1.0) -> str:
+        """The tail of the worker's stderr, after its output has been read to the end."""
+        self._forwarders[1].join(drain_timeout)
+        return "".join(self.stderr_tail)
+
+    def stop(self) -> int | None:
+        """Make sure the process has ended: terminate, then kill. Returns its exit code."""
+        code = self.wait_exit(STOP_TIMEOUT) if self.exit_code() is None else self.exit_code()
+        if code is None:
+            self.popen.terminate()
+            code = self.wait_exit(STOP_TIMEOUT)
+        if code is None:
+            self.popen.kill()
+            code = self.wait_exit(STOP_TIMEOUT)
+        self.close_pipe()
+        for thread in self._forwarders:
+            thread.join(1.0)
+        return code
+
+    def close_pipe(self) -> None:
+        if self._watch_fd >= 0:
+            os.close(self._watch_fd)
+            self._watch_fd = -1
+
+
+def describe_exit(code: int | None) -> str:
+    """Human words for an exit code: 'exited with code 1', 'was killed by SIGKILL'."""
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+def _forward(
+    pipe: object, stream_name: str, tail: collections.deque[str] | None, pid: int
+) -> threading.Thread:
+    def run() -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        fd = pipe.fileno()  # type: ignore[attr-defined]
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                text = decoder.decode(chunk, final=not chunk)
+                if text:
+                    if tail is not None:
+                        tail.extend(text.splitlines(keepends=True))
+                    target: TextIO | None = getattr(sys, stream_name, None)
+                    if target is not None:
+                        try:
+                            target.write(text)
+                            target.flush()
+                        except (OSError, ValueError):
+                            pass  # our own stream closed: keep draining the worker's
+                if not chunk:
+                    break
+        finally:
+            pipe.close()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=run, name=f"mvbridge-{stream_name}-{pid}", daemon=True)
+    thread.start()
+    return thread

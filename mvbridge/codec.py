@@ -1,0 +1,525 @@
+"""Values <-> ZeroMQ frames: msgpack fast path, neutral numpy arrays, pickle, references.
+
+Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle only.
+
+How a value crosses (see docs/explanation/values-and-references.md):
+
+* plain data (None, bool, int, float, str, bytes, list, dict) is msgpack; tuple, set, frozenset,
+  complex, bytearray and ints beyond 64 bits are msgpack ext types, so each keeps its type;
+* numpy arrays and scalars travel as dtype + shape + raw buffer (large buffers in their own
+  frame, zero-copy), which numpy 1.x and 2.x both read;
+* other objects are pickled (protocol 5, out-of-band buffers) only when the module that defines
+  them is the standard library or the same distribution version on both sides; code (functions,
+  classes) travels by value only between equal Python minor versions;
+* everything else becomes a reference: the owner keeps the object, the receiver gets a proxy.
+
+``ByValue``/``ByRef`` wrappers (``mvbridge.by_value``/``by_ref``) override the choice.
+The session object (``peer.Session``) supplies references, proxies and version facts.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+import types
+from typing import TYPE_CHECKING, Any, Callable
+
+import cloudpickle
+import msgpack
+
+from .errors import SerializationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .peer import Session
+
+# Ext type codes.
+EXT_TUPLE = 1
+EXT_SET = 2
+EXT_FROZENSET = 3
+EXT_COMPLEX = 4
+EXT_BIGINT = 5
+EXT_NDARRAY = 6  # [dtype descr, shape, data bytes | frame index, is_scalar]
+EXT_PICKLE = 7  # [pickle bytes | frame index, [out-of-band frame indices]]
+EXT_REF = 8  # [object id, type key, type info | nil]: the sender's object, a proxy for the receiver
+EXT_YOURS = 9  # object id | [base, attribute name]: the receiver's own object
+EXT_MODULE = 10  # module name: a module of the sender, a proxy for the receiver
+EXT_IMPORT = 11  # module name: the receiver imports its own module of that name
+EXT_FRAME = 12  # frame index: bytes carried in their own frame
+EXT_BYTEARRAY = 13
+
+# Buffers at least this large travel in their own frame, without a copy.
+FRAME_THRESHOLD = 64 * 1024
+
+_PLAIN = frozenset([type(None), bool, int, float, str, bytes, list, dict])
+_CODE_TYPES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.BuiltinMethodType,
+    type,
+)
+
+
+class ByValue:
+    """Wrapper: send ``value`` by value (pickle) whatever the default rules say.
+
+    Functions and classes of ``modules`` are pickled by value (as code) too, even where they
+    could be imported by name, because the other side may not have those modules.
+    """
+
+    __slots__ = ("modules", "value")
+
+    def __init__(self, value: Any, *modules: str) -> None:
+        self.value = value
+        self.modules = frozenset(modules)
+
+
+class ByRef:
+    """Wrapper: send ``value`` as a reference whatever the default rules say."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _packb(obj: Any, default: Callable[[Any], Any]) -> bytes:
+    return msgpack.packb(obj, default=default, use_bin_type=True, strict_types=True)
+
+
+def _unpackb(data: Any, ext_hook: Callable[[int, bytes], Any]) -> Any:
+    return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False, use_list=True)
+
+
+def _numpy() -> Any:
+    return sys.modules.get("numpy")
+
+
+def _is_ndarray(obj: Any) -> bool:
+    np = _numpy()
+    return np is not None and isinstance(obj, (np.ndarray, np.generic))
+
+
+def _descr_from_wire(descr: Any) -> Any:
+    if isinstance(descr, list):
+        return [tuple(_descr_from_wire(part) for part in field) for field in descr]
+    return descr
+
+
+class Encoder:
+    """Encodes messages for one channel (one thread at a time)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.sent_types: set = set()  # type keys whose info this channel already sent
+
+    def encode(self, header: list[Any], body: Any) -> list[Any]:
+        """Frames of one message: ``header`` (plain msgpack), ``body`` (any value), buffers."""
+        frames: list[Any] = [b"", b""]
+
+        def default(obj: Any) -> Any:
+            return self._default(obj, frames, default)
+
+        frames[0] = msgpack.packb(header, use_bin_type=True)
+        frames[1] = _packb(body, default)
+        return frames
+
+    def encode_error(self, header: list[Any], exc: BaseException, traceback_text: str) -> list[Any]:
+        """Frames of an ERROR message: type name, message, traceback, and the exception itself
+        pickled when its type may cross by value (packed apart, so a failure to rebuild it
+        still leaves the rest readable)."""
+        frames: list[Any] = [b"", b""]
+
+        def default(obj: Any) -> Any:
+            return self._default(obj, frames, default)
+
+        blob = None
+        if isinstance(exc, Exception) and self.session.may_pickle(exc):
+            try:
+                blob = _packb(ByValue(exc), default)
+            except Exception:
+                del frames[2:]
+        frames[0] = msgpack.packb(header, use_bin_type=True)
+        frames[1] = _packb([type_name(exc), _safe_str(exc), traceback_text, blob], default)
+        return frames
+
+    # -- the ext hook -------------------------------------------------------------------------
+    def _default(self, obj: Any, frames: list[Any], default: Callable[[Any], Any]) -> Any:
+        cls = type(obj)
+        if cls is tuple:
+            return msgpack.ExtType(EXT_TUPLE, _packb(list(obj), default))
+        if cls is int:
+            return msgpack.ExtType(EXT_BIGINT, str(obj).encode("ascii"))
+        if cls is set:
+            return msgpack.ExtType(EXT_SET, _packb(list(obj), default))
+        if cls is frozenset:
+            return msgpack.ExtType(EXT_FROZENSET, _packb(list(obj), default))
+        if cls is complex:
+            return msgpack.ExtType(EXT_COMPLEX, _packb([obj.real, obj.imag], default))
+        if cls is bytearray:
+            return msgpack.ExtType(EXT_BYTEARRAY, bytes(obj))
+        if cls is LargeBytes:
+            frames.append(obj.data)
+            return msgpack.ExtType(EXT_FRAME, _packb(len(frames) - 1, default))
+        code, payload = self.encode_object(obj, frames, default)
+        return msgpack.ExtType(code, payload)
+
+    def encode_object(
+        self, obj: Any, frames: list[Any], default: Callable[[Any], Any], forced: bool = False
+    ) -> Any:
+        """(ext code, payload) for a value that msgpack cannot hold as it is."""
+        session = self.session
+        spec = session.ref_spec(obj)
+        if spec is not None:
+            return EXT_YOURS, _packb(spec, default)
+        if isinstance(obj, ByRef):
+            return EXT_REF, _packb(self.export(obj.value), default)
+        if isinstance(obj, ByValue):
+            return EXT_PICKLE, self.pickle(obj.value, frames, default, True, obj.modules)
+        if isinstance(obj, types.ModuleType):
+            return self.encode_module(obj, default)
+        if _is_ndarray(obj) and session.peer_has_numpy():
+            payload = self.encode_ndarray(obj, frames, default)
+            if payload is not None:
+                return EXT_NDARRAY, payload
+        if forced or session.may_pickle(obj):
+            try:
+                return EXT_PICKLE, self.pickle(obj, frames, default)
+            except SerializationError:
+                raise
+            except Exception:
+                pass
+        return EXT_REF, _packb(self.export(obj), default)
+
+    def encode_module(self, module: types.ModuleType, default: Callable[[Any], Any]) -> Any:
+        name = module.__name__
+        if self.session.is_stdlib(name):
+            return EXT_IMPORT, _packb(name, default)
+        if self.session.exports_modules:
+            return EXT_MODULE, _packb(name, default)
+        return EXT_REF, _packb(self.export(module), default)
+
+    def export(self, obj: Any) -> list[Any]:
+        oid, key, info = self.session.export(obj)
+        if key in self.sent_types:
+            return [oid, key, None]
+        self.sent_types.add(key)
+        return [oid, key, info]
+
+    def encode_ndarray(
+        self, arr: Any, frames: list[Any], default: Callable[[Any], Any]
+    ) -> bytes | None:
+        np = _numpy()
+        is_scalar = isinstance(arr, np.generic)
+        if is_scalar:
+            arr = np.asarray(arr)
+        if arr.dtype.hasobject:
+            return None
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        descr = arr.dtype.str if arr.dtype.fields is None else arr.dtype.descr
+        raw = arr.reshape(-1).view(np.uint8)
+        data: Any
+        if raw.nbytes >= FRAME_THRESHOLD:
+            frames.append(raw)
+            data = len(frames) - 1
+        else:
+            data = raw.tobytes()
+        return _packb([descr, list(arr.shape), data, is_scalar], default)
+
+    def pickle(
+        self,
+        obj: Any,
+        frames: list[Any],
+        default: Callable[[Any], Any],
+        forced: bool = False,
+        code_modules: frozenset[str] = frozenset(),
+    ) -> bytes:
+        buffers: list[Any] = []
+        out = io.BytesIO()
+        base = self.session.pickler_class(code=forced)
+        pickler = _make_pickler(base)(out, self, obj, frames, default, buffers.append, code_modules)
+        try:
+            pickler.dump(obj)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            if forced:
+                raise SerializationError(
+                    "cannot send %s by value: %s: %s; send it by reference instead "
+                    "(mvbridge.by_ref)" % (_type_name(obj), type(exc).__name__, exc),
+                    type_name=_type_name(obj),
+                ) from exc
+            raise
+        indices = []
+        for buf in buffers:
+            frames.append(buf.raw())
+            indices.append(len(frames) - 1)
+        data: Any = out.getbuffer()
+        if len(data) >= FRAME_THRESHOLD:
+            frames.append(data)
+            data = len(frames) - 1
+        else:
+            data = bytes(data)
+        return _packb([data, indices], default)
+
+    def persistent_id(
+        self,
+        obj: Any,
+        root: Any,
+        frames: list[Any],
+        default: Callable[[Any], Any],
+        code_modules: frozenset[str],
+    ) -> Any:
+        """Inside a pickle: the (ext code, payload) of a part that must not be pickled."""
+        if obj is root or type(obj) in _PLAIN or type(obj) is tuple:
+            return None
+        if code_modules and is_code(obj) and getattr(obj, "__module__", None) in code_modules:
+            return None
+        session = self.session
+        spec = session.ref_spec(obj)
+        if spec is not None:
+            return (EXT_YOURS, _packb(spec, default))
+        if isinstance(obj, ByRef):
+            return (EXT_REF, _packb(self.export(obj.value), default))
+        if _is_ndarray(obj):
+            if session.peer_has_numpy():
+                payload = self.encode_ndarray(obj, frames, default)
+                if payload is not None:
+                    return (EXT_NDARRAY, payload)
+            return (EXT_REF, _packb(self.export(obj), default))
+        if isinstance(obj, types.ModuleType):
+            return self.encode_module(obj, default)
+        if session.may_pickle(obj):
+            return None
+        return (EXT_REF, _packb(self.export(obj), default))
+
+
+class LargeBytes:
+    """Marker for bytes that travel in their own frame (set by the channel for big payloads)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+_pickler_cache: dict = {}
+
+
+def _make_pickler(base: type) -> type:
+    cls = _pickler_cache.get(base)
+    if cls is None:
+
+        class _Pickler(base):  # type: ignore[valid-type, misc]
+            def __init__(
+                self,
+                file: Any,
+                encoder: Encoder,
+                root: Any,
+                frames: list[Any],
+                default: Callable[[Any], Any],
+                buffer_callback: Callable[[Any], Any],
+                code_modules: frozenset[str],
+            ) -> None:
+                base.__init__(self, file, protocol=5, buffer_callback=buffer_callback)
+                self._mvb = (encoder, root, frames, default, code_modules)
+
+            def persistent_id(self, obj: Any) -> Any:
+                return self._mvb[0].persistent_id(obj, *self._mvb[1:])
+
+            def reducer_override(self, obj: Any) -> Any:
+                code_modules = self._mvb[4]
+                if code_modules and getattr(obj, "__module__", None) in code_modules:
+                    by_value = _code_by_value(self, obj)
+                    if by_value is not None:
+                        return by_value
+                parent = getattr(base, "reducer_override", None)
+                return parent(self, obj) if parent is not None else NotImplemented
+
+        cls = _pickler_cache[base] = _Pickler
+    return cls
+
+
+def _code_by_value(pickler: Any, obj: Any) -> Any:
+    """cloudpickle's by-value reduction of a function or class, or None (plain pickle)."""
+    if not isinstance(obj, (types.FunctionType, type)):
+        return None
+    if isinstance(obj, types.FunctionType):
+        reduce = getattr(pickler, "_dynamic_function_reduce", None)
+        return reduce(obj) if reduce is not None else None
+    reduce_class = getattr(cloudpickle.cloudpickle, "_dynamic_class_reduce", None)
+    return reduce_class(obj) if reduce_class is not None else None
+
+
+class Decoder:
+    """Decodes messages of one channel."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @staticmethod
+    def header(frames: list[Any]) -> list[Any]:
+        """``[kind, id, releases]`` of a message."""
+        return msgpack.unpackb(_buffer(frames[0]), raw=False, use_list=True)
+
+    def body(self, frames: list[Any]) -> Any:
+        """The body of a message, its values rebuilt."""
+
+        def ext_hook(code: int, data: bytes) -> Any:
+            return self._ext(code, data, frames, ext_hook)
+
+        return _unpackb(_buffer(frames[1]), ext_hook)
+
+    def error(self, frames: list[Any]) -> list[Any]:
+        """``[type name, message, traceback, exception or None]`` of an ERROR message."""
+
+        def ext_hook(code: int, data: bytes) -> Any:
+            return self._ext(code, data, frames, ext_hook)
+
+        type_name_, message, tb, blob = msgpack.unpackb(
+            _buffer(frames[1]), raw=False, use_list=True
+        )
+        exc = None
+        if blob is not None:
+            try:
+                exc = _unpackb(blob, ext_hook)
+            except Exception:
+                exc = None
+        return [type_name_, message, tb, exc]
+
+    def _ext(self, code: int, data: bytes, frames: list[Any], ext_hook: Any) -> Any:
+        if code == EXT_TUPLE:
+            return tuple(_unpackb(data, ext_hook))
+        if code == EXT_BIGINT:
+            return int(data.decode("ascii"))
+        if code == EXT_SET:
+            return set(_unpackb(data, ext_hook))
+        if code == EXT_FROZENSET:
+            return frozenset(_unpackb(data, ext_hook))
+        if code == EXT_COMPLEX:
+            real, imag = _unpackb(data, ext_hook)
+            return complex(real, imag)
+        if code == EXT_BYTEARRAY:
+            return bytearray(data)
+        if code == EXT_FRAME:
+            return _frame_bytes(frames[_unpackb(data, ext_hook)])
+        if code == EXT_NDARRAY:
+            return self.decode_ndarray(_unpackb(data, ext_hook), frames)
+        if code == EXT_PICKLE:
+            return self.unpickle(_unpackb(data, ext_hook), frames, ext_hook)
+        if code == EXT_REF:
+            oid, key, info = _unpackb(data, ext_hook)
+            return self.session.make_proxy(oid, key, info)
+        if code == EXT_YOURS:
+            spec = _unpackb(data, ext_hook)
+            return self.session.resolve(spec)
+        if code == EXT_MODULE:
+            return self.session.module_proxy(_unpackb(data, ext_hook))
+        if code == EXT_IMPORT:
+            return self.session.import_module(_unpackb(data, ext_hook))
+        raise SerializationError("unknown ext type %d in a message" % code)
+
+    def decode_ndarray(self, payload: list[Any], frames: list[Any]) -> Any:
+        np = _numpy()
+        if np is None:
+            try:
+                import numpy as np
+            except ImportError as exc:
+                raise SerializationError(
+                    "a numpy array arrived but numpy is not installed in this interpreter "
+                    "(%s); install numpy here or return a plain value" % sys.executable
+                ) from exc
+        descr, shape, data, is_scalar = payload
+        dtype = np.dtype(_descr_from_wire(descr))
+        if isinstance(data, int):
+            arr = np.frombuffer(_buffer(frames[data]), dtype=dtype)
+        else:
+            arr = np.frombuffer(data, dtype=dtype).copy()  # small: a writable copy of its own
+        arr = arr.reshape(shape)
+        return arr[()] if is_scalar else arr
+
+    def unpickle(self, payload: list[Any], frames: list[Any], ext_hook: Any) -> Any:
+        data, indices = payload
+        if isinstance(data, int):
+            data = _buffer(frames[data])
+        buffers = [_buffer(frames[i]) for i in indices]
+        unpickler = _Unpickler(io.BytesIO(data), buffers, ext_hook, self.session.find_class)
+        try:
+            return unpickler.load()
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(
+                "a pickled value could not be rebuilt in %s (Python %d.%d): %s: %s; "
+                "the other side can send it by reference instead (mvbridge.by_ref)"
+                % (
+                    sys.executable,
+                    sys.version_info[0],
+                    sys.version_info[1],
+                    type(exc).__name__,
+                    exc,
+                )
+            ) from exc
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(
+        self,
+        file: Any,
+        buffers: list[Any],
+        ext_hook: Callable[[int, bytes], Any],
+        find_class: Callable[[str, str], Any] | None,
+    ) -> None:
+        super().__init__(file, buffers=buffers)
+        self._ext_hook = ext_hook
+        self._find_class = find_class
+
+    def persistent_load(self, pid: Any) -> Any:
+        code, payload = pid
+        return self._ext_hook(code, payload)
+
+    def find_class(self, module: str, name: str) -> Any:
+        if self._find_class is not None:
+            found = self._find_class(module, name)
+            if found is not None:
+                return found
+        return super().find_class(module, name)
+
+
+def lift_large(value: Any) -> Any:
+    """``value``, marked to travel in its own frame when it is large ``bytes``."""
+    if type(value) is bytes and len(value) >= FRAME_THRESHOLD:
+        return LargeBytes(value)
+    return value
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return "<unprintable %s>" % type(exc).__name__
+
+
+def _buffer(frame: Any) -> Any:
+    return frame.buffer if hasattr(frame, "buffer") else frame
+
+
+def _frame_bytes(frame: Any) -> bytes:
+    return frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+
+
+def _type_name(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return "%s.%s" % (cls.__module__, cls.__qualname__)
+
+
+def type_name(obj: Any) -> str:
+    """``module.QualName`` of ``obj``'s type (of ``obj`` itself for a class)."""
+    return _type_name(obj)
+
+
+def is_code(obj: Any) -> bool:
+    """True for functions, methods and classes: objects whose pickle may carry bytecode."""
+    return isinstance(obj, _CODE_TYPES)

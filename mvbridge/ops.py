@@ -1,0 +1,257 @@
+"""The operations a side applies to its own objects when the peer asks.
+
+Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import operator
+import sys
+import types
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import dists
+from . import protocol as P
+from .errors import ProtocolError
+from .remote import FLAG_CALLABLE, FLAG_CLASS, FLAG_ROUTINE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .peer import Session
+
+
+def _reflected(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    return lambda obj, other: fn(other, obj)
+
+
+def _enter(obj: Any) -> Any:
+    return type(obj).__enter__(obj)
+
+
+def _exit(obj: Any, exc_type: Any, exc: Any, tb: Any) -> Any:
+    return type(obj).__exit__(obj, exc_type, exc, tb)
+
+
+SPECIAL: dict[str, Callable[..., Any]] = {
+    "__len__": len,
+    "__bool__": bool,
+    "__hash__": hash,
+    "__repr__": repr,
+    "__str__": str,
+    "__bytes__": bytes,
+    "__format__": format,
+    "__dir__": lambda obj: sorted(dir(obj)),
+    "__iter__": iter,
+    "__reversed__": reversed,
+    "__next__": next,
+    "__getitem__": operator.getitem,
+    "__setitem__": operator.setitem,
+    "__delitem__": operator.delitem,
+    "__contains__": operator.contains,
+    "__enter__": _enter,
+    "__exit__": _exit,
+    "__neg__": operator.neg,
+    "__pos__": operator.pos,
+    "__abs__": abs,
+    "__invert__": operator.invert,
+    "__int__": int,
+    "__float__": float,
+    "__complex__": complex,
+    "__index__": operator.index,
+    "__round__": round,
+    "__trunc__": lambda obj: obj.__trunc__(),
+    "__floor__": lambda obj: obj.__floor__(),
+    "__ceil__": lambda obj: obj.__ceil__(),
+    "__lt__": operator.lt,
+    "__le__": operator.le,
+    "__eq__": operator.eq,
+    "__ne__": operator.ne,
+    "__gt__": operator.gt,
+    "__ge__": operator.ge,
+    "__divmod__": divmod,
+    "__rdivmod__": _reflected(divmod),
+}
+for _op in (
+    "add",
+    "sub",
+    "mul",
+    "matmul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "lshift",
+    "rshift",
+    "and",
+    "xor",
+    "or",
+):
+    _fn = getattr(operator, _op + "_" if _op in ("and", "or") else _op)
+    SPECIAL["__%s__" % _op] = _fn
+    SPECIAL["__r%s__" % _op] = _reflected(_fn)
+    SPECIAL["__i%s__" % _op] = getattr(operator, "i" + _op)
+
+
+def apply(session: Session, op: str, target: Any, operands: list[Any]) -> Any:
+    """Run one requested operation and return its result."""
+    if op == P.OP_CALLATTR:
+        name, args, kwargs = operands
+        return getattr(target, name)(*args, **kwargs)
+    if op == P.OP_CALL:
+        args, kwargs = operands
+        return target(*args, **kwargs)
+    if op == P.OP_GETATTR:
+        return getattr(target, operands[0])
+    if op == P.OP_SPECIAL:
+        name, args = operands
+        fn = SPECIAL.get(name)
+        if fn is None:
+            raise ProtocolError("unknown special method %r requested" % name)
+        return fn(target, *args)
+    if op == P.OP_NEXT:
+        return next_batch(session, target, operands[0])
+    if op == P.OP_SETATTR:
+        setattr(target, operands[0], operands[1])
+        return None
+    if op == P.OP_DELATTR:
+        delattr(target, operands[0])
+        return None
+    if op == P.OP_DESCRIBE:
+        return describe(target)
+    if op == P.OP_IMPORT:
+        return module_listing(importlib.import_module(operands[0]))
+    if op == P.OP_VERSIONS:
+        return dists.versions_of(operands[0])
+    if op == P.OP_VALUE:
+        import numpy
+
+        return numpy.asarray(target)
+    raise ProtocolError("unknown operation %r requested" % op)
+
+
+def next_batch(session: Session, iterator: Any, count: int) -> list[Any]:
+    """Up to ``count`` items of ``iterator`` and whether it is exhausted.
+
+    An exception after some items is kept and raised by the next request, so no item is lost.
+    """
+    pending = session.pending_errors.pop(id(iterator), None)
+    if pending is not None:
+        raise pending
+    items: list[Any] = []
+    append = items.append
+    try:
+        for _ in range(count):
+            append(next(iterator))
+    except StopIteration:
+        return [items, True]
+    except Exception as exc:
+        if not items:
+            raise
+        session.pending_errors[id(iterator)] = exc
+    return [items, False]
+
+
+def type_description(cls: type) -> list[Any]:
+    """``[qualified name, callable attribute names, flags]`` of instances of ``cls``."""
+    methods = []
+    for name in dir(cls):
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        try:
+            attr = getattr(cls, name)
+        except Exception:
+            continue
+        if callable(attr) and not isinstance(attr, type):
+            methods.append(name)
+    flags = 0
+    if any("__call__" in vars(base) for base in cls.__mro__):
+        flags |= FLAG_CALLABLE
+    if issubclass(cls, type):
+        flags |= FLAG_CLASS | FLAG_CALLABLE
+    if issubclass(cls, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        flags |= FLAG_ROUTINE
+    return ["%s.%s" % (cls.__module__, cls.__qualname__), methods, flags]
+
+
+def module_listing(module: types.ModuleType) -> dict[str, Any]:
+    """What a module proxy needs up front: its docstring and its callable attributes."""
+    callables = [
+        name
+        for name, value in list(vars(module).items())
+        if not name.startswith("__") and callable(value) and not isinstance(value, types.ModuleType)
+    ]
+    doc = module.__doc__ if isinstance(module.__doc__, str) else None
+    return {"callables": callables, "doc": doc, "package": hasattr(module, "__path__")}
+
+
+def describe(obj: Any) -> dict[str, Any]:
+    """Name, docstring and signature of ``obj`` for the peer's ``help()`` and ``inspect``."""
+    result: dict[str, Any] = {
+        "name": getattr(obj, "__name__", None),
+        "qualname": getattr(obj, "__qualname__", None),
+        "module": getattr(obj, "__module__", None),
+        "doc": inspect.getdoc(obj),
+        "signature": None,
+    }
+    for key in ("name", "qualname", "module"):
+        if not isinstance(result[key], str):
+            result[key] = None
+    if callable(obj):
+        result["signature"] = _signature(obj)
+    return result
+
+
+def _signature(obj: Any) -> list[Any] | None:
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    params = []
+    for param in sig.parameters.values():
+        has_default = param.default is not inspect.Parameter.empty
+        params.append(
+            [
+                param.name,
+                int(param.kind),
+                has_default,
+                repr(param.default) if has_default else None,
+                _annotation(param.annotation),
+            ]
+        )
+    return [params, _annotation(sig.return_annotation)]
+
+
+def _annotation(annotation: Any) -> str | None:
+    if annotation is inspect.Parameter.empty or annotation is inspect.Signature.empty:
+        return None
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type) and annotation.__module__ == "builtins":
+        return annotation.__qualname__
+    return repr(annotation)
+
+
+def run_source(
+    name: str,
+    source: str,
+    imports: list[list[str]],
+    values: dict[str, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Rebuild a host function from its source (hosts on another Python) and call it."""
+    import builtins
+
+    namespace: dict[str, Any] = {"__name__": "__mvbridge_source__", "__builtins__": builtins}
+    for alias, module in imports:
+        namespace[alias] = importlib.import_module(module)
+    namespace.update(values)
+    exec(compile(source, "<mvbridge: %s>" % name, "exec"), namespace)
+    return namespace[name](*args, **kwargs)
+
+
+def import_module(name: str) -> types.ModuleType:
+    """Import a module by name (the module named in a request)."""
+    module = sys.modules.get(name)
+    return module if module is not None else importlib.import_module(name)

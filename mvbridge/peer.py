@@ -1,0 +1,335 @@
+"""One side of a host-worker session: objects, proxies, version facts, and the channel loop.
+
+Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle only.
+
+Host and worker are symmetric here: each hands out references to its objects, holds proxies of
+the other's, and serves the other's requests. A ``Channel`` joins one host thread to one worker
+thread; while a side waits for a reply on it, it serves the requests that arrive on it (nested
+callbacks), so replies never need routing between threads.
+"""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import threading
+import traceback
+import weakref
+from typing import Any, Callable
+
+import cloudpickle
+import zmq
+
+from . import dists, ops
+from . import protocol as P
+from .codec import Decoder, Encoder, is_code, lift_large
+from .errors import MVBridgeError, ProtocolError, RemoteError
+from .objects import ObjectTable
+from .remote import RemoteAttribute, RemoteCallable, RemoteObject, TypeInfo
+
+_PROXY_TYPES = (RemoteObject,)
+
+
+class RemoteTraceback(Exception):
+    """Carries the other side's formatted traceback as the ``__cause__`` of a rebuilt error."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n\n" + self.text.rstrip() + "\n"
+
+
+class Session:
+    """This side's state for one session with one peer (shared by all its channels)."""
+
+    exports_modules = False  # the worker sends its modules as module proxies
+
+    def __init__(
+        self, peer_python: str, find_class: Callable[[str, str], Any] | None = None
+    ) -> None:
+        self.peer_python = peer_python
+        self.same_python = peer_python == dists.PYTHON_VERSION
+        self.find_class = find_class
+        self.closed = False
+        self.table = ObjectTable()
+        self.pending_errors: dict[int, BaseException] = {}
+        self._proxies: dict[int, Any] = {}  # oid -> weakref to its proxy
+        self._proxy_lock = threading.Lock()
+        self._releases: collections.deque[tuple[int, int]] = collections.deque()
+        self._types_in: dict[int, TypeInfo] = {}
+        self._types_out: dict[type, tuple[int, list[Any]]] = {}
+        self._type_lock = threading.Lock()
+        self._peer_versions: dict[str, str | None] = {}
+        self._pickle_ok: dict[Any, bool] = {}
+
+    # -- requests (subclasses know the current channel) -----------------------------------------
+    def channel(self) -> Channel:
+        raise NotImplementedError
+
+    def request(self, op: str, target: Any, *operands: Any) -> Any:
+        """Send one request on this thread's channel and return the reply's value."""
+        return self.channel().request(op, target, list(operands))
+
+    def describe(self, proxy: Any) -> dict[str, Any]:
+        return self.request(P.OP_DESCRIBE, proxy)
+
+    # -- releases ---------------------------------------------------------------------------
+    def release_later(self, oid: int, count: int) -> None:
+        """Queue a release (called from finalisers: appends only, takes no lock)."""
+        self._releases.append((oid, count))
+
+    def take_releases(self) -> list[tuple[int, int]] | None:
+        """Releases to piggyback on the next message, or None."""
+        releases = self._releases
+        if not releases:
+            return None
+        taken = []
+        try:
+            while True:
+                taken.append(releases.popleft())
+        except IndexError:
+            pass
+        with self._proxy_lock:
+            proxies = self._proxies
+            for oid, _ in taken:
+                ref = proxies.get(oid)
+                if ref is not None and ref() is None:
+                    del proxies[oid]
+        return taken
+
+    def pending_releases(self) -> int:
+        return len(self._releases)
+
+    # -- the codec's questions ----------------------------------------------------------------
+    def ref_spec(self, obj: Any) -> Any:
+        """How the peer finds ``obj`` if it is a proxy of the peer's object; else None."""
+        if not isinstance(obj, _PROXY_TYPES):
+            return self.module_spec(obj)
+        if obj._mvb_session is not self:
+            return None
+        oid = obj._mvb_oid
+        if oid is not None:
+            return oid
+        if isinstance(obj, RemoteAttribute):
+            base = obj._mvb_base
+            base_spec = self.ref_spec(base)
+            if base_spec is None:
+                base_spec = self.module_spec(base)
+            return ["a", base_spec, obj._mvb_name]
+        return None
+
+    def module_spec(self, obj: Any) -> Any:
+        return None
+
+    def resolve(self, spec: Any) -> Any:
+        """The object of this side that the peer's ``spec`` names."""
+        if type(spec) is int:
+            return self.table.get(spec)
+        kind = spec[0]
+        if kind == "a":
+            return getattr(self.resolve(spec[1]), spec[2])
+        if kind == "m":
+            return ops.import_module(spec[1])
+        raise ProtocolError("unknown reference %r" % (spec,))
+
+    def export(self, obj: Any) -> tuple[int, int, list[Any]]:
+        """Hand out ``obj`` by reference: (object id, type key, type description)."""
+        oid = self.table.export(obj)
+        cls = type(obj)
+        entry = self._types_out.get(cls)
+        if entry is None:
+            with self._type_lock:
+                entry = self._types_out.get(cls)
+                if entry is None:
+                    entry = (len(self._types_out) + 1, ops.type_description(cls))
+                    self._types_out[cls] = entry
+        return oid, entry[0], entry[1]
+
+    def make_proxy(self, oid: int, key: int, info: list[Any] | None) -> Any:
+        """The proxy for the peer's object ``oid`` (the same proxy while one is alive)."""
+        with self._proxy_lock:
+            if info is not None:
+                self._types_in[key] = TypeInfo(info[0], info[1], info[2])
+            ref = self._proxies.get(oid)
+            proxy = ref() if ref is not None else None
+            if proxy is not None:
+                object.__setattr__(proxy, "_mvb_count", proxy._mvb_count + 1)
+                return proxy
+            type_info = self._types_in[key]
+            cls = RemoteCallable if type_info.flags & 1 else RemoteObject
+            proxy = cls(self, oid, type_info)
+            self._proxies[oid] = weakref.ref(proxy)
+            return proxy
+
+    def live_proxies(self) -> int:
+        with self._proxy_lock:
+            return sum(1 for ref in self._proxies.values() if ref() is not None)
+
+    def module_proxy(self, name: str) -> Any:
+        raise ProtocolError("module %r arrived as a proxy on the worker side" % name)
+
+    def import_module(self, name: str) -> Any:
+        return ops.import_module(name)
+
+    def is_stdlib(self, name: str) -> bool:
+        return dists.is_stdlib(name)
+
+    def peer_version(self, top: str) -> str | None:
+        """Version of the peer's distribution providing ``top`` (asked once, then cached)."""
+        try:
+            return self._peer_versions[top]
+        except KeyError:
+            pass
+        answer = self.request(P.OP_VERSIONS, None, [top])
+        self._peer_versions.update(answer)
+        return answer.get(top)
+
+    def peer_has_numpy(self) -> bool:
+        return self.peer_version("numpy") is not None
+
+    def package_matches(self, module_name: str | None) -> bool:
+        """True when ``module_name``'s package is stdlib or the same version on both sides."""
+        if not module_name:
+            return False
+        top = module_name.partition(".")[0]
+        if top in ("__main__", "mvbridge", "__mp_main__"):
+            return False
+        if dists.is_stdlib(top):
+            return True
+        local = dists.version_of(top)
+        return local is not None and local == self.peer_version(top)
+
+    def may_pickle(self, obj: Any) -> bool:
+        """True when ``obj`` may cross by value (its defining package matches on both sides)."""
+        if isinstance(obj, _PROXY_TYPES):
+            return False
+        if is_code(obj):
+            module = getattr(obj, "__module__", None)
+            if module is None:  # a builtin method of some object: its owner is checked in turn
+                return True
+            key: Any = module
+        else:
+            key = type(obj)
+            module = key.__module__
+        known = self._pickle_ok.get(key)
+        if known is None:
+            known = self._pickle_ok[key] = self.package_matches(module)
+        return known
+
+    def pickler_class(self, code: bool) -> type:
+        """cloudpickle between equal Python versions; plain pickle (no bytecode) otherwise."""
+        return cloudpickle.Pickler if self.same_python else pickle.Pickler
+
+    # -- errors -------------------------------------------------------------------------------
+    def rebuild_exception(self, payload: list[Any]) -> BaseException:
+        """The exception an ERROR reply describes: its own type when possible, else RemoteError."""
+        type_name, message, tb, exc = payload
+        if not isinstance(exc, Exception):
+            exc = RemoteError(
+                "%s: %s (raised in %s; the type cannot be rebuilt here)"
+                % (type_name, message, self.peer_description()),
+                type_name=type_name,
+                remote_traceback=tb,
+            )
+        exc.__cause__ = RemoteTraceback(tb)
+        return exc
+
+    def peer_description(self) -> str:
+        return "the peer (Python %s)" % self.peer_python
+
+    def close(self) -> None:
+        self.closed = True
+        self.table.clear()
+
+
+class Channel:
+    """One strictly nested request/reply conversation over one ZeroMQ socket."""
+
+    reraise_base_exceptions = False  # the host re-raises KeyboardInterrupt after replying
+
+    def __init__(self, session: Session, socket: zmq.Socket) -> None:
+        self.session = session
+        self.socket = socket
+        self.encoder = Encoder(session)
+        self.decoder = Decoder(session)
+        self.depth = 0  # requests of this side waiting for a reply
+        self._next_id = 1
+
+    def request(self, op: str, target: Any, operands: list[Any]) -> Any:
+        rid = self._next_id
+        self._next_id = rid + 1
+        if op == P.OP_CALL or op == P.OP_CALLATTR:
+            args = operands[-2]
+            for i, arg in enumerate(args):
+                args[i] = lift_large(arg)
+        body = [op, target]
+        body.extend(operands)
+        frames = self.encoder.encode([P.REQUEST, rid, self.session.take_releases()], body)
+        self.send(frames)
+        self.depth += 1
+        try:
+            return self.wait_reply(rid)
+        finally:
+            self.depth -= 1
+
+    def wait_reply(self, rid: int) -> Any:
+        decoder = self.decoder
+        while True:
+            frames = self.receive()
+            kind, mid, releases = decoder.header(frames)
+            if releases:
+                self.session.table.release(releases)
+            if kind == P.REQUEST:
+                self.serve(mid, frames)
+            elif mid != rid:
+                continue  # the late reply of a request this side stopped waiting for
+            elif kind == P.REPLY:
+                return decoder.body(frames)
+            elif kind == P.ERROR:
+                raise self.session.rebuild_exception(decoder.error(frames))
+            else:
+                raise ProtocolError("unexpected message kind %r on a channel" % kind)
+
+    def serve_one(self, frames: list[Any]) -> None:
+        """Handle a message that arrived while this side was not waiting for a reply."""
+        kind, mid, releases = self.decoder.header(frames)
+        if releases:
+            self.session.table.release(releases)
+        if kind == P.REQUEST:
+            self.serve(mid, frames)
+
+    def serve(self, rid: int, frames: list[Any]) -> None:
+        """Run one request of the peer and send its reply."""
+        session = self.session
+        try:
+            body = self.decoder.body(frames)
+            result = ops.apply(session, body[0], body[1], body[2:])
+        except BaseException as exc:
+            self.send_error(rid, exc)
+            if self.reraise_base_exceptions and not isinstance(exc, Exception):
+                raise
+            return
+        try:
+            reply = self.encoder.encode([P.REPLY, rid, session.take_releases()], lift_large(result))
+        except Exception as exc:
+            self.send_error(rid, exc)
+            return
+        self.send(reply)
+
+    def send_error(self, rid: int, exc: BaseException) -> None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        header = [P.ERROR, rid, self.session.take_releases()]
+        try:
+            frames = self.encoder.encode_error(header, exc, text)
+        except Exception:
+            frames = self.encoder.encode_error(header, MVBridgeError(str(exc)), text)
+        self.send(frames)
+
+    # -- transport: subclasses add liveness, deadlines and stop flags -----------------------------
+    def send(self, frames: list[Any]) -> None:
+        self.socket.send_multipart(frames, copy=False)
+
+    def receive(self) -> list[Any]:
+        return self.socket.recv_multipart(copy=False)

@@ -1,0 +1,36 @@
+"""Start a worker from mvbridge's private runtime, then hide that runtime from user code.
+
+Internal. Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle only.
+The host copies this file to the root of a runtime directory laid out as ``code/`` (mvbridge's
+worker modules) and ``site/`` (msgpack, pyzmq, cloudpickle) and runs it as a script. Once our
+modules are loaded, the runtime leaves ``sys.path`` and its three packages leave
+``sys.modules``: user code then imports the env's own versions, if the env has them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _boot() -> None:
+    root = os.path.dirname(os.path.abspath(__file__))
+    ours = [os.path.join(root, "code"), os.path.join(root, "site")]
+    sys.path[:] = ours + [p for p in sys.path if os.path.abspath(p or ".") != root]
+    import cloudpickle  # noqa: F401
+    import msgpack  # noqa: F401
+    import zmq
+    import zmq.utils.garbage  # noqa: F401 - imported lazily by zero-copy sends
+
+    from mvbridge.workers import server
+
+    hidden = {}
+    for name in list(sys.modules):
+        if name.partition(".")[0] in ("cloudpickle", "msgpack", "zmq"):
+            hidden[name] = sys.modules.pop(name)
+    sys.path[:] = [p for p in sys.path if p not in ours]
+    sys.argv = [sys.argv[0], *sys.argv[1:]]
+    server.finish(server.run(sys.argv[1:], hidden))
+
+
+_boot()

@@ -1,0 +1,295 @@
+"""The worker's receive loop: sessions, one execution thread per host thread, shutdown.
+
+Internal. Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle only.
+
+The control ROUTER answers HELLO/OPEN/CLOSE/BYE/SHUTDOWN/PING/STATS. Every OPEN binds a new
+channel socket served by its own thread, so calls from one host thread always run on one worker
+thread and a channel's replies go straight back without passing through another thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import platform
+import sys
+import threading
+from typing import Any, Callable
+
+import cloudpickle
+import msgpack
+import zmq
+
+from .. import dists
+from .. import protocol as P
+from ..errors import MVBridgeError
+from ..peer import Channel, Session
+
+logger = logging.getLogger(__name__)
+
+POLL_MS = 100  # how often idle channel threads look at their stop flag
+
+
+class _Stopped(Exception):
+    """The host closed a channel while its thread waited for a reply."""
+
+
+class WorkerSession(Session):
+    """The worker's side of one host session."""
+
+    exports_modules = True
+
+    def __init__(self, sid: bytes, peer_python: str, find_class: Any) -> None:
+        super().__init__(peer_python, find_class)
+        self.sid = sid
+        self.channels: dict[int, WorkerChannel] = {}
+        self._local = threading.local()
+
+    def channel(self) -> Channel:
+        channel = getattr(self._local, "channel", None)
+        if channel is None:
+            raise MVBridgeError(
+                "a host object was used from a worker thread that is not serving a host call; "
+                "host objects (callbacks) can only be used from the thread that runs the call "
+                "that received them"
+            )
+        return channel
+
+    def peer_description(self) -> str:
+        return "the host (Python %s)" % self.peer_python
+
+    def bind_thread(self, channel: WorkerChannel) -> None:
+        self._local.channel = channel
+
+
+class WorkerChannel(Channel):
+    """A channel served by its own worker thread until the host closes it."""
+
+    def __init__(self, session: WorkerSession, socket: zmq.Socket, cid: int) -> None:
+        super().__init__(session, socket)
+        self.cid = cid
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self.run, name="mvbridge-channel-%d" % cid, daemon=True
+        )
+
+    def run(self) -> None:
+        assert isinstance(self.session, WorkerSession)
+        self.session.bind_thread(self)
+        try:
+            while not self.stopped.is_set():
+                frames = self.receive()
+                if frames is not None:
+                    self.serve_one(frames)
+        except _Stopped:
+            pass
+        finally:
+            self.socket.close(linger=0)
+
+    def receive(self) -> Any:
+        socket = self.socket
+        while not socket.poll(POLL_MS):
+            if self.stopped.is_set():
+                if self.depth:
+                    raise _Stopped()
+                return None
+        return socket.recv_multipart(copy=False)
+
+
+class Server:
+    """Serves sessions on a control endpoint until SHUTDOWN or the parent's death."""
+
+    def __init__(
+        self, control: str, channel_prefix: str, find_class: Callable[..., Any] | None
+    ) -> None:
+        self.context = zmq.Context()
+        self.context.setsockopt(zmq.LINGER, 0)
+        self.control = self.context.socket(zmq.ROUTER)
+        self.control.bind(control)
+        self.channel_prefix = channel_prefix
+        self.find_class = find_class
+        self.sessions: dict[bytes, WorkerSession] = {}
+        self.next_channel = 1
+        self.stopping = False
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "protocol": P.PROTOCOL_VERSION,
+            "python": platform.python_version(),
+            "python_minor": dists.PYTHON_VERSION,
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "prefix": sys.prefix,
+            "pid": os.getpid(),
+            "runtime": {
+                "msgpack": ".".join(map(str, msgpack.version)),
+                "pyzmq": zmq.__version__,
+                "libzmq": zmq.zmq_version(),
+                "cloudpickle": cloudpickle.__version__,
+            },
+        }
+
+    def serve(self) -> None:
+        control = self.control
+        while not self.stopping:
+            identity, data = control.recv_multipart()
+            try:
+                kind, rid, payload = P.unpack(data)
+                reply_kind, reply = self.handle(identity, kind, payload)
+            except Exception as exc:
+                logger.warning("refused a control message: %s", exc)
+                rid, reply_kind, reply = 0, P.FAIL, "%s: %s" % (type(exc).__name__, exc)
+            control.send_multipart([identity, P.pack([reply_kind, rid, reply])])
+
+    def handle(self, identity: bytes, kind: int, payload: Any) -> Any:
+        if kind == P.OPEN:
+            return P.OK, self.open_channel(identity)
+        if kind == P.CLOSE:
+            session = self.sessions.get(identity)
+            channel = session.channels.pop(payload, None) if session else None
+            if channel is not None:
+                channel.stopped.set()
+            return P.OK, None
+        if kind == P.HELLO:
+            return self.hello(identity, payload)
+        if kind == P.PING:
+            return P.OK, os.getpid()
+        if kind == P.STATS:
+            session = self.sessions.get(identity)
+            if session is None:
+                return P.FAIL, "no such session"
+            stats = session.table.statistics()
+            return P.OK, {
+                "live_objects": stats.live_objects,
+                "exported": stats.exported,
+                "released": stats.released,
+                "channels": len(session.channels),
+                "threads": threading.active_count(),
+            }
+        if kind == P.BYE:
+            self.end_session(identity)
+            return P.OK, None
+        if kind == P.SHUTDOWN:
+            self.stopping = True
+            return P.OK, None
+        return P.FAIL, "unknown control message kind %r" % kind
+
+    def hello(self, identity: bytes, payload: dict[str, Any]) -> Any:
+        protocol = payload.get("protocol")
+        if protocol != P.PROTOCOL_VERSION:
+            return P.FAIL, (
+                "protocol mismatch: the host speaks mvbridge protocol %r, this worker speaks %d"
+                % (protocol, P.PROTOCOL_VERSION)
+            )
+        wanted = payload.get("cloudpickle")
+        if wanted and wanted != cloudpickle.__version__:
+            return P.FAIL, (
+                "cloudpickle mismatch: the host has %s, this worker's runtime has %s"
+                % (wanted, cloudpickle.__version__)
+            )
+        self.end_session(identity)
+        self.sessions[identity] = WorkerSession(identity, payload["python_minor"], self.find_class)
+        return P.OK, self.facts()
+
+    def open_channel(self, identity: bytes) -> str:
+        session = self.sessions.get(identity)
+        if session is None:
+            raise MVBridgeError("OPEN before HELLO")
+        cid = self.next_channel
+        self.next_channel += 1
+        socket = self.context.socket(zmq.DEALER)
+        endpoint = "%s-%d" % (self.channel_prefix, cid)
+        if endpoint.startswith("tcp://"):
+            port = socket.bind_to_random_port(self.channel_prefix)
+            endpoint = "%s:%d" % (self.channel_prefix, port)
+        else:
+            socket.bind(endpoint)
+        channel = WorkerChannel(session, socket, cid)
+        session.channels[cid] = channel
+        channel.thread.start()
+        return [cid, endpoint]
+
+    def end_session(self, identity: bytes) -> None:
+        session = self.sessions.pop(identity, None)
+        if session is None:
+            return
+        for channel in session.channels.values():
+            channel.stopped.set()
+        session.close()
+
+    def close(self, timeout: float = 2.0) -> None:
+        channels: list[WorkerChannel] = []
+        for identity in list(self.sessions):
+            channels.extend(self.sessions[identity].channels.values())
+            self.end_session(identity)
+        for channel in channels:
+            channel.thread.join(timeout)
+        self.control.close(linger=0)
+
+
+def watch_parent(fd: int | None, parent_pid: int | None) -> None:
+    """Exit the process when the host dies: its pipe reaches EOF or our parent changes."""
+    import select
+
+    def run() -> None:
+        while True:
+            if fd is not None:
+                readable, _, _ = select.select([fd], [], [], 1.0)
+                if readable and not os.read(fd, 1):
+                    break
+            else:
+                threading.Event().wait(1.0)
+            if parent_pid is not None and os.getppid() != parent_pid:
+                break
+        os._exit(0)
+
+    threading.Thread(target=run, name="mvbridge-parent-watch", daemon=True).start()
+
+
+def run(argv: list[str], hidden: dict[str, Any]) -> int:
+    """Parse ``argv``, serve until told to stop, return the exit code."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mvbridge.workers")
+    parser.add_argument("--control", required=True)
+    parser.add_argument("--channels", required=True, help="endpoint prefix for channels")
+    parser.add_argument("--protocol", type=int, default=P.PROTOCOL_VERSION)
+    parser.add_argument("--watch-fd", type=int)
+    parser.add_argument("--parent-pid", type=int)
+    args = parser.parse_args(argv)
+    if args.protocol != P.PROTOCOL_VERSION:
+        sys.stderr.write(
+            "mvbridge worker refused to start: the host speaks protocol %d, this runtime "
+            "speaks %d\n" % (args.protocol, P.PROTOCOL_VERSION)
+        )
+        return P.EXIT_REFUSED
+    if args.watch_fd is not None or args.parent_pid is not None:
+        watch_parent(args.watch_fd, args.parent_pid)
+
+    def find_class(module: str, name: str) -> Any:
+        # The host's pickles name cloudpickle's helpers; ours is hidden from sys.modules.
+        if module.partition(".")[0] != "cloudpickle":
+            return None
+        hidden_module = hidden.get(module)
+        return getattr(hidden_module, name) if hidden_module is not None else None
+
+    server = Server(args.control, args.channels, find_class if hidden else None)
+    try:
+        server.serve()
+    finally:
+        server.close()
+    return 0
+
+
+def finish(code: int) -> None:
+    """Run atexit handlers, flush, and leave without waiting for stray user threads."""
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
