@@ -46,7 +46,6 @@ EXT_YOURS = 9  # object id | [base, attribute name]: the receiver's own object
 EXT_MODULE = 10  # module name: a module of the sender, a proxy for the receiver
 EXT_IMPORT = 11  # module name: the receiver imports its own module of that name
 EXT_FRAME = 12  # frame index: bytes carried in their own frame
-EXT_BYTEARRAY = 13
 
 # Buffers at least this large travel in their own frame, without a copy.
 FRAME_THRESHOLD = 64 * 1024
@@ -62,17 +61,12 @@ _CODE_TYPES = (
 
 
 class ByValue:
-    """Wrapper: send ``value`` by value (pickle) whatever the default rules say.
+    """Wrapper: send ``value`` by value (pickle) whatever the default rules say."""
 
-    Functions and classes of ``modules`` are pickled by value (as code) too, even where they
-    could be imported by name, because the other side may not have those modules.
-    """
+    __slots__ = ("value",)
 
-    __slots__ = ("modules", "value")
-
-    def __init__(self, value: Any, *modules: str) -> None:
+    def __init__(self, value: Any) -> None:
         self.value = value
-        self.modules = frozenset(modules)
 
 
 class ByRef:
@@ -157,8 +151,6 @@ class Encoder:
             return msgpack.ExtType(EXT_FROZENSET, _packb(list(obj), default))
         if cls is complex:
             return msgpack.ExtType(EXT_COMPLEX, _packb([obj.real, obj.imag], default))
-        if cls is bytearray:
-            return msgpack.ExtType(EXT_BYTEARRAY, bytes(obj))
         if cls is LargeBytes:
             frames.append(obj.data)
             return msgpack.ExtType(EXT_FRAME, _packb(len(frames) - 1, default))
@@ -176,7 +168,7 @@ class Encoder:
         if isinstance(obj, ByRef):
             return EXT_REF, _packb(self.export(obj.value), default)
         if isinstance(obj, ByValue):
-            return EXT_PICKLE, self.pickle(obj.value, frames, default, True, obj.modules)
+            return EXT_PICKLE, self.pickle(obj.value, frames, default, forced=True)
         if isinstance(obj, types.ModuleType):
             return self.encode_module(obj, default)
         if _is_ndarray(obj) and session.peer_has_numpy():
@@ -234,12 +226,16 @@ class Encoder:
         frames: list[Any],
         default: Callable[[Any], Any],
         forced: bool = False,
-        code_modules: frozenset[str] = frozenset(),
     ) -> bytes:
+        """Pickle ``obj``; parts that may not cross by value become references.
+
+        ``forced`` (by_value, env.call): functions and classes the peer cannot import by name
+        travel as code (cloudpickle, equal Python versions only) instead of as references.
+        """
         buffers: list[Any] = []
         out = io.BytesIO()
         base = self.session.pickler_class(code=forced)
-        pickler = _make_pickler(base)(out, self, obj, frames, default, buffers.append, code_modules)
+        pickler = _make_pickler(base)(out, self, obj, frames, default, buffers.append, forced)
         try:
             pickler.dump(obj)
         except SerializationError:
@@ -270,13 +266,13 @@ class Encoder:
         root: Any,
         frames: list[Any],
         default: Callable[[Any], Any],
-        code_modules: frozenset[str],
+        forced: bool,
     ) -> Any:
         """Inside a pickle: the (ext code, payload) of a part that must not be pickled."""
         if obj is root or type(obj) in _PLAIN or type(obj) is tuple:
             return None
-        if code_modules and is_code(obj) and getattr(obj, "__module__", None) in code_modules:
-            return None
+        if forced and is_code(obj):
+            return None  # reducer_override decides: by name, or as code
         session = self.session
         spec = session.ref_spec(obj)
         if spec is not None:
@@ -321,20 +317,21 @@ def _make_pickler(base: type) -> type:
                 frames: list[Any],
                 default: Callable[[Any], Any],
                 buffer_callback: Callable[[Any], Any],
-                code_modules: frozenset[str],
+                forced: bool,
             ) -> None:
                 base.__init__(self, file, protocol=5, buffer_callback=buffer_callback)
-                self._mvb = (encoder, root, frames, default, code_modules)
+                self._mvb = (encoder, root, frames, default, forced)
 
             def persistent_id(self, obj: Any) -> Any:
                 return self._mvb[0].persistent_id(obj, *self._mvb[1:])
 
             def reducer_override(self, obj: Any) -> Any:
-                code_modules = self._mvb[4]
-                if code_modules and getattr(obj, "__module__", None) in code_modules:
-                    by_value = _code_by_value(self, obj)
-                    if by_value is not None:
-                        return by_value
+                if self._mvb[4] and is_code(obj):
+                    session = self._mvb[0].session
+                    if not session.package_matches(getattr(obj, "__module__", None)):
+                        by_value = _code_by_value(self, obj)
+                        if by_value is not None:
+                            return by_value
                 parent = getattr(base, "reducer_override", None)
                 return parent(self, obj) if parent is not None else NotImplemented
 
@@ -401,8 +398,6 @@ class Decoder:
         if code == EXT_COMPLEX:
             real, imag = _unpackb(data, ext_hook)
             return complex(real, imag)
-        if code == EXT_BYTEARRAY:
-            return bytearray(data)
         if code == EXT_FRAME:
             return _frame_bytes(frames[_unpackb(data, ext_hook)])
         if code == EXT_NDARRAY:

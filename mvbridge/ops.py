@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import dists
 from . import protocol as P
+from .codec import ByRef
 from .errors import ProtocolError
 from .remote import FLAG_CALLABLE, FLAG_CLASS, FLAG_ROUTINE
 
@@ -42,8 +43,9 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "__bytes__": bytes,
     "__format__": format,
     "__dir__": lambda obj: sorted(dir(obj)),
-    "__iter__": iter,
-    "__reversed__": reversed,
+    # An iterator stays where it is (it may be lazy or endless); the peer fetches in batches.
+    "__iter__": lambda obj: ByRef(iter(obj)),
+    "__reversed__": lambda obj: ByRef(reversed(obj)),
     "__next__": next,
     "__getitem__": operator.getitem,
     "__setitem__": operator.setitem,

@@ -194,9 +194,11 @@ class Session:
         if not module_name:
             return False
         top = module_name.partition(".")[0]
-        if top in ("__main__", "mvbridge", "__mp_main__"):
+        if top in ("__main__", "__mp_main__"):
             return False
-        if dists.is_stdlib(top):
+        # Ours and cloudpickle are the same versions on both sides (checked at the handshake),
+        # and pickles name their helpers (e.g. cloudpickle's _make_function).
+        if top in ("mvbridge", "cloudpickle") or dists.is_stdlib(top):
             return True
         local = dists.version_of(top)
         return local is not None and local == self.peer_version(top)

@@ -41,8 +41,22 @@ _LOCAL_MISSING = frozenset(
         "__deepcopy__",
         "__length_hint__",
         "__wrapped__",
+        # Code introspection (inspect, pydoc): code objects mean nothing in another interpreter.
+        "__code__",
+        "__globals__",
+        "__closure__",
+        "__defaults__",
+        "__kwdefaults__",
+        "__func__",
     ]
 )
+
+
+def _remote_doc(self: RemoteObject) -> str | None:
+    return self._mvb_describe().get("doc")
+
+
+_REMOTE_DOC = property(_remote_doc)
 
 
 class TypeInfo:
@@ -57,7 +71,9 @@ class TypeInfo:
 
 
 class RemoteObject:
-    """A proxy for an object held by the other side."""
+    # A proxy for an object held by the other side.
+    # (Its ``__doc__`` is the remote object's docstring, so the class keeps none.)
+    __doc__ = _REMOTE_DOC  # type: ignore[assignment]
 
     __slots__ = ("__weakref__", "_mvb_count", "_mvb_oid", "_mvb_session", "_mvb_type")
 
@@ -93,10 +109,6 @@ class RemoteObject:
 
     def __dir__(self) -> list[str]:
         return list(self._mvb_special("__dir__"))
-
-    @property
-    def __doc__(self) -> str | None:  # type: ignore[override]
-        return self._mvb_describe().get("doc")
 
     def _mvb_describe(self) -> dict[str, Any]:
         return self._mvb_session.describe(self)
@@ -233,7 +245,9 @@ RemoteObject.__hash__ = _special("__hash__")  # type: ignore[method-assign]
 
 
 class RemoteCallable(RemoteObject):
-    """A proxy for a remote callable: functions, classes, bound methods."""
+    # A proxy for a remote callable: functions, classes, bound methods.
+    # (Its ``__doc__`` is the remote object's docstring, so the class keeps none.)
+    __doc__ = _REMOTE_DOC  # type: ignore[assignment]
 
     __slots__ = ()
 
@@ -254,7 +268,9 @@ class RemoteCallable(RemoteObject):
 
 
 class RemoteAttribute(RemoteCallable):
-    """``owner.name`` of a remote object, not looked up until used; calling it costs one request."""
+    # ``owner.name`` of a remote object, not looked up until used; calling it costs one request.
+    # (Its ``__doc__`` is the remote object's docstring, so the class keeps none.)
+    __doc__ = _REMOTE_DOC  # type: ignore[assignment]
 
     __slots__ = ("_mvb_base", "_mvb_name")
 

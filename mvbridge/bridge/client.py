@@ -300,6 +300,15 @@ class HostSession(Session):
             if code is not None:
                 raise self.died_error(describe_exit(code), code)
 
+    def usable(self) -> bool:
+        """True while this session is open and its worker process runs."""
+        if self.closed:
+            return False
+        if self.process is not None and self.process.exit_code() is not None:
+            self.died_error(describe_exit(self.process.exit_code()), self.process.exit_code())
+            return False
+        return True
+
     def died_error(self, how: str, code: int | None = None) -> WorkerDiedError:
         in_flight = self.calls_in_flight()
         python = self.facts.get("python", "?")

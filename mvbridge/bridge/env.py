@@ -151,11 +151,11 @@ class Env:
     def session(self) -> HostSession:
         """The live session with this env's worker, starting a worker if none is running."""
         session = self._session
-        if session is not None and not session.closed:
+        if session is not None and session.usable():
             return session
         with self._lock:
             session = self._session
-            if session is not None and not session.closed:
+            if session is not None and session.usable():
                 return session
             if _exiting:
                 raise MVBridgeError(
@@ -249,9 +249,8 @@ class Env:
         """
         session = self.session()
         module = getattr(fn, "__module__", None) or "__main__"
-        if session.same_python:
-            return session.request(P.OP_CALL, ByValue(fn, module), list(args), kwargs)
-        if session.package_matches(module):  # importable there by name: no code travels
+        if session.same_python or session.package_matches(module):
+            # cloudpickle ships code between equal Pythons; otherwise fn is importable there.
             return session.request(P.OP_CALL, ByValue(fn), list(args), kwargs)
         name, source, imports, values = _function_source(fn, session.peer_python)
         return session.request(

@@ -11,7 +11,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol as P
-from ..remote import _LOCAL_MISSING, RemoteAttribute
+from ..remote import _LOCAL_MISSING, _REMOTE_DOC, RemoteAttribute
 
 if TYPE_CHECKING:  # pragma: no cover
     from .env import Env
@@ -77,7 +77,8 @@ def _module_of(env_name: str, module: str) -> Any:
 
 
 class ModuleAttribute(RemoteAttribute):
-    """``module.name`` for a callable: follows the env to its current worker, like the module."""
+    # ``module.name`` for a callable: follows the env to its current worker, like the module.
+    __doc__ = _REMOTE_DOC  # type: ignore[assignment]
 
     __slots__ = ()
 

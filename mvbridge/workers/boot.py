@@ -20,7 +20,9 @@ def _boot() -> None:
     import cloudpickle  # noqa: F401
     import msgpack  # noqa: F401
     import zmq
-    import zmq.utils.garbage  # noqa: F401 - imported lazily by zero-copy sends
+
+    # pyzmq imports its garbage collector on the first zero-copy frame; do it while it can.
+    zmq.Frame(bytearray(1 << 17), copy=False)
 
     from mvbridge.workers import server
 

@@ -23,7 +23,7 @@ import zmq
 
 from .. import dists
 from .. import protocol as P
-from ..errors import MVBridgeError
+from ..errors import MVBridgeError, ProtocolError
 from ..peer import Channel, Session
 
 logger = logging.getLogger(__name__)
@@ -133,9 +133,12 @@ class Server:
     def serve(self) -> None:
         control = self.control
         while not self.stopping:
-            identity, data = control.recv_multipart()
+            frames = control.recv_multipart()
+            identity = frames[0]
             try:
-                kind, rid, payload = P.unpack(data)
+                if len(frames) != 2:
+                    raise ProtocolError("a control message has 1 frame, not %d" % (len(frames) - 1))
+                kind, rid, payload = P.unpack(frames[1])
                 reply_kind, reply = self.handle(identity, kind, payload)
             except Exception as exc:
                 logger.warning("refused a control message: %s", exc)

@@ -1,0 +1,115 @@
+"""Shared fixtures: venvs built once per run, envs on them, and leak guards."""
+
+from __future__ import annotations
+
+import os
+import string
+import sys
+from pathlib import Path
+
+import pytest
+
+import mvbridge
+from tests.helpers import install_fixture_package, make_venv, require_python
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HOST_MINOR = "%d.%d" % sys.version_info[:2]
+
+
+def demo_source(version: str, greeting: str) -> str:
+    template = string.Template((FIXTURES / "pkgs" / "mvb_demo.py.tmpl").read_text())
+    return template.substitute(VERSION=version, GREETING=greeting)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the worker runtimes of this run apart from the user's cache, unless told otherwise."""
+    if not os.environ.get("MVBRIDGE_CACHE_DIR"):
+        os.environ["MVBRIDGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def venvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("venvs")
+
+
+@pytest.fixture(scope="session")
+def py_v1(venvs: Path) -> str:
+    """A venv on the host's Python with nothing installed but mvb_demo 1.0."""
+    interpreter = make_venv(venvs / "v1", sys.executable)
+    install_fixture_package(interpreter, "mvb_demo", "1.0", demo_source("1.0", "Hello"))
+    return interpreter
+
+
+@pytest.fixture(scope="session")
+def py_v2(venvs: Path) -> str:
+    """A venv on CPython 3.8 with mvb_demo 2.0: another version and another Python."""
+    interpreter = make_venv(venvs / "v2", require_python("3.8"))
+    install_fixture_package(interpreter, "mvb_demo", "2.0", demo_source("2.0", "Howdy"))
+    return interpreter
+
+
+@pytest.fixture(scope="session")
+def py_pinned(venvs: Path) -> str:
+    """CPython 3.9 with msgpack 0.6.2 and cloudpickle 1.6.0 pinned by the user."""
+    interpreter = make_venv(
+        venvs / "pinned", require_python("3.9"), ["msgpack==0.6.2", "cloudpickle==1.6.0"]
+    )
+    install_fixture_package(interpreter, "mvb_demo", "1.0", demo_source("1.0", "Hello"))
+    return interpreter
+
+
+@pytest.fixture(scope="session")
+def py_numpy1(venvs: Path) -> str:
+    """The host's Python with numpy 1.x (the host has numpy 2.x)."""
+    interpreter = make_venv(venvs / "numpy1", sys.executable, ["numpy<2"])
+    install_fixture_package(interpreter, "mvb_demo", "1.0", demo_source("1.0", "Hello"))
+    return interpreter
+
+
+@pytest.fixture(scope="module")
+def env_v1(py_v1: str):
+    with mvbridge.Env("v1", interpreter=py_v1) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def env_v2(py_v2: str):
+    with mvbridge.Env("v2", interpreter=py_v2) as env:
+        yield env
+
+
+@pytest.fixture(scope="module", params=["v1", "v2"])
+def any_env(request: pytest.FixtureRequest):
+    """The same test body on a worker of the host's Python and on CPython 3.8."""
+    interpreter = request.getfixturevalue("py_" + request.param)
+    with mvbridge.Env("any-" + request.param, interpreter=interpreter) as env:
+        yield env
+
+
+@pytest.fixture
+def demo(any_env):
+    return any_env.import_module("mvb_demo")
+
+
+@pytest.fixture
+def fresh_env(py_v1: str):
+    """An env of its own, for tests that kill or stop its worker."""
+    with mvbridge.Env("fresh", interpreter=py_v1) as env:
+        yield env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_workers_left_behind():
+    yield
+    from mvbridge.bridge import env as env_module
+
+    mvbridge.shutdown()
+    left = [
+        e.name
+        for e in env_module._registry.values()
+        if e.current_session() is not None
+        and e.current_session().process is not None
+        and e.current_session().process.exit_code() is None
+    ]
+    assert not left, f"workers still running after shutdown: {left}"

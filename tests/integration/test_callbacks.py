@@ -1,0 +1,77 @@
+"""Host callables called back from the worker; nesting; many host threads at once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+def test_host_callable_runs_in_the_host(demo):
+    calls = []
+
+    def record(value):
+        calls.append((value, threading.get_ident()))
+        return value + 1
+
+    assert demo.call(record, 41) == 42
+    assert calls == [(41, threading.get_ident())]
+
+
+def test_callback_exception_reaches_the_worker_and_comes_back(demo):
+    def explode():
+        raise LookupError("from the host")
+
+    with pytest.raises(LookupError, match="from the host"):
+        demo.call(explode)
+
+
+def test_nested_chain_to_depth_ten(demo):
+    depths = []
+
+    def host_step(depth):
+        depths.append(depth)
+        if depth == 10:
+            return "bottom"
+        return demo.nest(host_step, depth + 1)
+
+    assert demo.nest(host_step, 1) == "bottom"
+    assert depths == list(range(1, 11))
+
+
+def test_eight_threads_call_at_once(demo):
+    def work(n):
+        total = 0
+        for i in range(50):
+            total += demo.add(i, n)
+            assert demo.call(lambda x: x * 2, i) == i * 2
+        return total
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8), timeout=60))
+    assert results == [sum(i + n for i in range(50)) for n in range(8)]
+
+
+def test_calls_from_one_host_thread_run_on_one_worker_thread(demo):
+    barrier = threading.Barrier(4, timeout=20)
+    seen = {}
+
+    def work(name):
+        demo.set_local(name)
+        barrier.wait()  # every thread has set its value before any reads
+        ids = {demo.thread_id() for _ in range(20)}
+        seen[name] = (ids, demo.get_local())
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(seen) == 4
+    worker_threads = set()
+    for name, (ids, local) in seen.items():
+        assert len(ids) == 1
+        assert local == name
+        worker_threads |= ids
+    assert len(worker_threads) == 4

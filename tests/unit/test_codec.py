@@ -1,0 +1,74 @@
+"""The codec in one process: a session whose peer is this same interpreter."""
+
+from __future__ import annotations
+
+import pytest
+
+from mvbridge import protocol as P
+from mvbridge.codec import Decoder, Encoder
+from mvbridge.errors import SerializationError
+from mvbridge.peer import Session
+from mvbridge.remote import RemoteObject
+
+
+class SameProcessSession(Session):
+    """A real Session; 'the peer' is this interpreter, so versions always match."""
+
+    def __init__(self):
+        from mvbridge import dists
+
+        super().__init__(dists.PYTHON_VERSION)
+
+    def peer_version(self, top):
+        from mvbridge import dists
+
+        return dists.version_of(top)
+
+
+def round_trip(value, encoder_session=None, decoder_session=None):
+    sender = encoder_session or SameProcessSession()
+    receiver = decoder_session or SameProcessSession()
+    frames = Encoder(sender).encode([P.REPLY, 1, None], value)
+    frames = [bytes(f) if not isinstance(f, bytes) else f for f in frames]
+    assert Decoder.header(frames) == [P.REPLY, 1, None]
+    return Decoder(receiver).body(frames)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [(1, (2, [3])), {1, 2}, frozenset([3]), 2j, 2**100, {(1, 2): "x"}, [b"\x00" * 100_000]],
+    ids=repr,
+)
+def test_types_survive(value):
+    result = round_trip(value)
+    assert result == value
+    assert type(result) is type(value)
+
+
+def test_unknown_object_becomes_a_reference_on_the_receiving_side():
+    class Local:
+        pass
+
+    sender = SameProcessSession()
+    obj = Local()
+    proxy = round_trip(obj, encoder_session=sender)
+    assert isinstance(proxy, RemoteObject)
+    assert sender.table.statistics().live_objects == 1
+
+
+def test_reference_sent_back_resolves_to_the_original():
+    class Local:
+        pass
+
+    owner, other = SameProcessSession(), SameProcessSession()
+    obj = Local()
+    proxy = round_trip(obj, encoder_session=owner, decoder_session=other)
+    assert round_trip(proxy, encoder_session=other, decoder_session=owner) is obj
+
+
+def test_unknown_ext_type_is_a_serialization_error():
+    import msgpack
+
+    frames = [msgpack.packb([P.REPLY, 1, None]), msgpack.packb(msgpack.ExtType(99, b""))]
+    with pytest.raises(SerializationError, match="unknown ext type 99"):
+        Decoder(SameProcessSession()).body(frames)
