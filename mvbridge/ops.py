@@ -16,7 +16,7 @@ from . import dists
 from . import protocol as P
 from .codec import ByRef
 from .errors import ProtocolError
-from .remote import FLAG_CALLABLE, FLAG_CLASS, FLAG_ROUTINE
+from .protocol import FLAG_CALLABLE, FLAG_CLASS, FLAG_ROUTINE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session

@@ -158,7 +158,7 @@ class Session:
                 object.__setattr__(proxy, "_mvb_count", proxy._mvb_count + 1)
                 return proxy
             type_info = self._types_in[key]
-            cls = RemoteCallable if type_info.flags & 1 else RemoteObject
+            cls = RemoteCallable if type_info.flags & P.FLAG_CALLABLE else RemoteObject
             proxy = cls(self, oid, type_info)
             self._proxies[oid] = weakref.ref(proxy)
             return proxy

@@ -79,6 +79,11 @@ OPS = frozenset(
     ]
 )
 
+# Type description flags (the owner describes the type of an object it hands out by reference).
+FLAG_CALLABLE = 1  # instances are callable
+FLAG_CLASS = 2  # instances are classes
+FLAG_ROUTINE = 4  # instances are functions or methods
+
 # Limits: a frame beyond these is refused (ProtocolError) without harming the receiver.
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_FRAMES = 100_000

@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from . import protocol as P
 from .errors import SerializationError
+from .ops import SPECIAL
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
 
-FLAG_CALLABLE = 1
-FLAG_CLASS = 2
-FLAG_ROUTINE = 4
 
 # Probes by numpy, IPython and copy that must not become a remote lookup.
 _LOCAL_MISSING = frozenset(
@@ -200,48 +198,11 @@ def _special(name: str) -> Any:
     return method
 
 
-_OPERATORS = [
-    "add",
-    "sub",
-    "mul",
-    "matmul",
-    "truediv",
-    "floordiv",
-    "mod",
-    "divmod",
-    "pow",
-    "lshift",
-    "rshift",
-    "and",
-    "xor",
-    "or",
-]
-for _op in _OPERATORS:
-    for _name in ("__%s__" % _op, "__r%s__" % _op, "__i%s__" % _op):
-        if _name != "__idivmod__":
-            setattr(RemoteObject, _name, _special(_name))
-for _name in (
-    "__lt__",
-    "__le__",
-    "__eq__",
-    "__ne__",
-    "__gt__",
-    "__ge__",
-    "__neg__",
-    "__pos__",
-    "__abs__",
-    "__invert__",
-    "__int__",
-    "__float__",
-    "__complex__",
-    "__index__",
-    "__round__",
-    "__trunc__",
-    "__floor__",
-    "__ceil__",
-):
-    setattr(RemoteObject, _name, _special(_name))
-RemoteObject.__hash__ = _special("__hash__")  # type: ignore[method-assign]
+# Every other special method the owner side knows (ops.SPECIAL) forwards as it is:
+# operators (plain, reflected, in-place), comparisons, numeric conversions.
+for _name in SPECIAL:
+    if _name not in vars(RemoteObject):
+        setattr(RemoteObject, _name, _special(_name))
 
 
 class RemoteCallable(RemoteObject):
@@ -295,7 +256,7 @@ class RemoteAttribute(RemoteCallable):
         return self._mvb_special("__repr__")
 
 
-_ATTRIBUTE_TYPE = TypeInfo("attribute", [], FLAG_CALLABLE)
+_ATTRIBUTE_TYPE = TypeInfo("attribute", [], P.FLAG_CALLABLE)
 
 
 class BatchIterator:
