@@ -5,7 +5,8 @@ Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle 
 How a value crosses (see docs/explanation/values-and-references.md):
 
 * plain data (None, bool, int, float, str, bytes, list, dict) is msgpack; tuple, set, frozenset,
-  complex, bytearray and ints beyond 64 bits are msgpack ext types, so each keeps its type;
+  complex and ints beyond 64 bits are msgpack ext types, so each keeps its type (bytearray and
+  memoryview arrive as bytes: msgpack packs them natively, before any hook sees them);
 * numpy arrays and scalars travel as dtype + shape + raw buffer (large buffers in their own
   frame, zero-copy), which numpy 1.x and 2.x both read;
 * other objects are pickled (protocol 5, out-of-band buffers) only when the module that defines
@@ -42,7 +43,7 @@ EXT_BIGINT = 5
 EXT_NDARRAY = 6  # [dtype descr, shape, data bytes | frame index, is_scalar]
 EXT_PICKLE = 7  # [pickle bytes | frame index, [out-of-band frame indices]]
 EXT_REF = 8  # [object id, type key, type info | nil]: the sender's object, a proxy for the receiver
-EXT_YOURS = 9  # object id | [base, attribute name]: the receiver's own object
+EXT_YOURS = 9  # the receiver's own object: id | ["a", spec, attribute] | ["m", module name]
 EXT_MODULE = 10  # module name: a module of the sender, a proxy for the receiver
 EXT_IMPORT = 11  # module name: the receiver imports its own module of that name
 EXT_FRAME = 12  # frame index: bytes carried in their own frame

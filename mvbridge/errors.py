@@ -58,7 +58,7 @@ def _rebuild(cls: type, message: str, context: dict) -> MVBridgeError:
 
 
 class ConfigError(MVBridgeError):
-    """Raised when mvbridge.toml or [tool.mvbridge] is invalid (names file, key and the problem)."""
+    """Raised for an invalid mvbridge.toml / [tool.mvbridge] (file, env, key) or env declaration."""
 
 
 class EnvBuildError(MVBridgeError):
@@ -102,6 +102,8 @@ class ProtocolError(MVBridgeError):
 class SerializationError(MVBridgeError):
     """Raised when a value can cross neither by value nor by reference."""
 
+    type_name: str = ""
+
 
 class RemoteError(MVBridgeError):
     """Raised for a remote exception whose type cannot be rebuilt in this process.
@@ -111,5 +113,5 @@ class RemoteError(MVBridgeError):
         remote_traceback: the formatted traceback from the other side.
     """
 
-    type_name: str
-    remote_traceback: str
+    type_name: str = ""
+    remote_traceback: str = ""

@@ -13,15 +13,18 @@ Two kinds of ZeroMQ connection link a host to a worker:
 
 A channel message is a multipart ZeroMQ message::
 
-    frame 0     msgpack array [kind, request_id, releases, body]
+    frame 0     msgpack array [kind, request_id, releases]
                   kind        int   REQUEST, REPLY or ERROR
                   request_id  int   chosen by the requester, echoed by the reply
                   releases    array [[object_id, count], ...] the sender no longer holds, or nil
-                  body        value encoded by ``codec``; ext types refer to frames 1..n by index
-    frame 1..n  raw buffers (bytes, numpy array data, pickle-5 out-of-band buffers)
+    frame 1     the body: a value encoded by ``codec``; ext types refer to later frames by their
+                index in the whole message (2..n)
+    frame 2..n  raw buffers (large bytes, numpy array data, pickle-5 out-of-band buffers)
 
-A REQUEST body is ``[op, target, *operands]`` with ``op`` one of ``OPS``; an ERROR body is the
-encoded exception description made by ``codec.encode_exception``.
+A REQUEST body is ``[op, target, *operands]`` with ``op`` one of ``OPS``; a REPLY body is the
+result; an ERROR body is ``[type name, message, traceback text, pickled exception or nil]``
+(``codec.Encoder.encode_error``). The header is decoded first, so a body that cannot be decoded
+is answered with an ERROR instead of being lost.
 
 msgpack options are explicit on both sides (msgpack 1.0 changed its defaults): ``use_bin_type``,
 ``raw=False``, ``strict_map_key=False``, ``use_list=True``.
@@ -36,7 +39,8 @@ import msgpack
 PROTOCOL_VERSION = 1
 
 # Control connection kinds.
-HELLO = 1  # host -> worker: session id, protocol version, host facts; reply: worker facts
+HELLO = 1  # host -> worker: protocol version, host facts; reply: worker facts. The session is
+#            keyed by the host's ZeroMQ routing identity.
 OPEN = 2  # host -> worker: open a channel; reply: its endpoint
 CLOSE = 3  # host -> worker: a channel is no longer used
 BYE = 4  # host -> worker: the session ends; drop its objects and channels
@@ -60,7 +64,7 @@ OP_DELATTR = "delattr"
 OP_SPECIAL = "special"  # a dunder (len, repr, getitem, add, ...) applied to target
 OP_NEXT = "next"  # up to n items of an iterator: [items, exhausted]
 OP_DESCRIBE = "describe"  # signature, docstring, name of target
-OP_IMPORT = "import"  # import a module; reply: names of its callable attributes
+OP_IMPORT = "import"  # import a module; reply: {callables, doc, package}
 OP_VERSIONS = "versions"  # versions of the distributions that provide these top-level packages
 OP_VALUE = "value"  # target, by value (numpy.asarray for array-likes)
 OPS = frozenset(
@@ -83,10 +87,6 @@ OPS = frozenset(
 FLAG_CALLABLE = 1  # instances are callable
 FLAG_CLASS = 2  # instances are classes
 FLAG_ROUTINE = 4  # instances are functions or methods
-
-# Limits: a frame beyond these is refused (ProtocolError) without harming the receiver.
-MAX_HEADER_BYTES = 256 * 1024 * 1024
-MAX_FRAMES = 100_000
 
 # Exit code of a worker that refused to start (e.g. protocol mismatch); the reason is on stderr.
 EXIT_REFUSED = 3

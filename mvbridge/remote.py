@@ -260,7 +260,7 @@ _ATTRIBUTE_TYPE = TypeInfo("attribute", [], P.FLAG_CALLABLE)
 
 
 class BatchIterator:
-    """Iterates a remote iterator, fetching items in growing batches (1, 2, 4 ... 1024)."""
+    """Iterates a remote iterator, fetching items in growing batches (1, 4, 16 ... 1024)."""
 
     __slots__ = ("_batch", "_buffer", "_done", "_remote")
 

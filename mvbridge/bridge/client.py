@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -163,7 +162,6 @@ class HostSession(Session):
         self._control_lock = threading.Lock()
         self._control_id = 0
         self.death: str | None = None
-        self.sid = uuid.uuid4().bytes
         self.control_socket = context().socket(zmq.DEALER)
         self.control_socket.connect(control_endpoint)
         self.facts = self._hello(start_timeout)
@@ -204,13 +202,12 @@ class HostSession(Session):
                         continue
                     if reply_kind == P.OK:
                         return reply
-                    error = WorkerStartError if starting else ProtocolError
-                    raise error(
-                        f"the worker of env {self.env_name!r} refused: {reply}",
-                        env=self.env_name,
-                        exit_code=None,
-                        stderr_tail="",
-                    )
+                    message = f"the worker of env {self.env_name!r} refused: {reply}"
+                    if starting:
+                        raise WorkerStartError(
+                            message, env=self.env_name, exit_code=None, stderr_tail=""
+                        )
+                    raise ProtocolError(message, env=self.env_name)
                 if self.process is not None and self.process.exit_code() is not None:
                     if starting:
                         raise self._start_error()
