@@ -79,14 +79,41 @@ def by_ref(value: Any) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError("module 'mvbridge' has no attribute %r" % name)
     import importlib
 
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+    module_name = _LAZY.get(name)
+    if module_name is not None:
+        value = getattr(importlib.import_module(module_name), name)
+        globals()[name] = value
+        return value
+    if name.startswith("_"):
+        raise AttributeError("module 'mvbridge' has no attribute %r" % name)
+    # ``from mvbridge import dep_a``: a module exposed by an env of mvbridge.toml.
+    return importlib.import_module("mvbridge." + name)
+
+
+class _EnvModuleFinder:
+    """Finds ``mvbridge.<module of an env>``; last on sys.meta_path, loads the host half lazily."""
+
+    @staticmethod
+    def find_spec(fullname: str, path: Any = None, target: Any = None) -> Any:
+        if not fullname.startswith("mvbridge.") or fullname.split(".")[1].startswith("_"):
+            return None
+        try:
+            from .bridge.importer import Finder
+        except ImportError:  # inside a worker: the host half is not there
+            return None
+        return Finder().find_spec(fullname, path, target)
+
+
+def _install_finder() -> None:
+    import sys
+
+    if not any(type(f).__name__ == "_EnvModuleFinder" for f in sys.meta_path):
+        sys.meta_path.append(_EnvModuleFinder())
+
+
+_install_finder()
 
 
 def __dir__() -> list:

@@ -234,6 +234,31 @@ def _annotation(annotation: Any) -> str | None:
     return repr(annotation)
 
 
+def stub_listing(module_name: str) -> list[Any]:
+    """What a type stub of a module needs: ``[name, kind, parameters, doc, methods]`` per public
+    attribute (kind: function, class, module or value; methods of classes likewise)."""
+    module = importlib.import_module(module_name)
+    names = getattr(module, "__all__", None)
+    if not isinstance(names, (list, tuple)):
+        names = [n for n in vars(module) if not n.startswith("_")]
+    listing: list[Any] = []
+    for name in names:
+        value = getattr(module, name, None)
+        if isinstance(value, types.ModuleType):
+            listing.append([name, "module", None, None, []])
+        elif isinstance(value, type):
+            methods = []
+            for attr, member in vars(value).items():
+                if (not attr.startswith("_") or attr == "__init__") and callable(member):
+                    methods.append([attr, _signature(member), inspect.getdoc(member)])
+            listing.append([name, "class", None, inspect.getdoc(value), methods])
+        elif callable(value):
+            listing.append([name, "function", _signature(value), inspect.getdoc(value), []])
+        else:
+            listing.append([name, "value", None, None, []])
+    return listing
+
+
 def run_source(
     name: str,
     source: str,

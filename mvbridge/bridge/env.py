@@ -9,6 +9,7 @@ import enum
 import inspect
 import logging
 import shutil
+import sys
 import tempfile
 import textwrap
 import threading
@@ -20,8 +21,10 @@ from typing import Any, TypeVar
 
 from .. import protocol as P
 from ..codec import ByValue
+from ..config import EnvSpec, resolve_requirement
 from ..errors import ConfigError, MVBridgeError, SerializationError
 from .client import HostSession, WorkerModuleName
+from .envs import EnvRecord, adhoc_location, ensure_env
 from .proxy import RemoteModule
 from .runtime import ensure_runtime, interpreter_facts
 from .supervisor import WorkerProcess
@@ -31,7 +34,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _registry_lock = threading.Lock()
-_registry: dict[str, Env] = {}
+_registry: dict[str, Env] = {}  # by name: the newest env of each name
+_created: list[Env] = []  # every env this process made, for shutdown
 _exiting = False
 
 
@@ -91,8 +95,16 @@ class Env:
     Args:
         name: the env's name, used in messages and by ``mvbridge.env(name)``.
         interpreter: an existing Python (3.8+) to run the worker with, used as it is.
+        requirements: pip requirements of an env that mvbridge builds (in the user cache for an
+            ad hoc env, under ``.mvbridge/`` for one declared in mvbridge.toml).
+        python: the Python of a built env: a version such as ``"3.9"`` or an interpreter path
+            (default: the host's).
+        address: a running ``mvbridge spawn`` service (not available yet).
         call_timeout: default deadline in seconds for each call into this env (None: no deadline).
         start_timeout: how long the worker may take to answer its handshake.
+
+    Raises:
+        ConfigError: neither or both of ``interpreter`` and ``requirements`` were given.
     """
 
     def __init__(
@@ -106,15 +118,36 @@ class Env:
         call_timeout: float | None = None,
         start_timeout: float = 60.0,
     ) -> None:
-        if interpreter is None:
+        given = [
+            k
+            for k, v in (
+                ("interpreter", interpreter),
+                ("requirements", requirements),
+                ("address", address),
+            )
+            if v
+        ]
+        if len(given) != 1:
             raise ConfigError(
-                f"env {name!r}: give interpreter=PATH (an existing Python); building envs from "
-                "requirements, python= and address= arrive with the environments feature"
+                f"env {name!r}: give exactly one of interpreter=PATH (an existing Python), "
+                f"requirements=[...] (an env mvbridge builds) or address=URL; got {given or 'none'}"
+            )
+        if python is not None and requirements is None:
+            raise ConfigError(
+                f"env {name!r}: python= applies only to an env built from requirements"
             )
         self.name = name
-        self.interpreter = str(interpreter)
-        self.requirements = list(requirements or [])
-        self.python = python
+        self.interpreter = str(interpreter) if interpreter is not None else None
+        self.spec = EnvSpec(
+            name=name,
+            requirements=tuple(resolve_requirement(r, Path.cwd()) for r in requirements or ()),
+            python=python,
+            address=address,
+            call_timeout=call_timeout,
+        )
+        self.location: Path | None = adhoc_location(self.spec) if requirements else None
+        self.pins: dict[str, str] | None = None
+        self.record: EnvRecord | None = None
         self.address = address
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout
@@ -125,6 +158,7 @@ class Env:
         self._starts = 0
         with _registry_lock:
             _registry[name] = self
+            _created.append(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -140,9 +174,49 @@ class Env:
             )
         return EnvState.RUNNING
 
-    def build(self) -> None:
-        """Check the interpreter runs and prepare the worker runtime for it."""
-        ensure_runtime(interpreter_facts(self.interpreter))
+    @classmethod
+    def from_spec(cls, spec: EnvSpec, location: Path, pins: dict[str, str] | None = None) -> Env:
+        """The env declared by ``spec`` (mvbridge.toml), built at ``location``."""
+        if spec.address:
+            env = cls(spec.name, address=spec.address, call_timeout=spec.call_timeout)
+        else:
+            env = cls(
+                spec.name,
+                requirements=list(spec.requirements),
+                python=spec.python,
+                call_timeout=spec.call_timeout,
+            )
+        env.spec = spec
+        env.location = location
+        env.pins = pins
+        return env
+
+    def build(
+        self, progress: Callable[[str], None] | None = None, installer: str | None = None
+    ) -> None:
+        """Build the env if its spec changed (or it is missing), and prepare the worker runtime.
+
+        Raises:
+            EnvBuildError: the env could not be created or its requirements not installed.
+        """
+        with self._lock:
+            ensure_runtime(interpreter_facts(self._worker_interpreter(progress, installer)))
+
+    def _worker_interpreter(
+        self, progress: Callable[[str], None] | None = None, installer: str | None = None
+    ) -> str:
+        if self.interpreter is not None:
+            return self.interpreter
+        if self.address is not None:
+            raise ConfigError(
+                f"env {self.name!r} names a service at {self.address}; connecting to a running "
+                "`mvbridge spawn` service is not available yet"
+            )
+        assert self.location is not None
+        self.record = ensure_env(
+            self.spec, self.location, progress or _stderr_progress, self.pins, installer
+        )
+        return self.record.interpreter
 
     def start(self) -> None:
         """Start the worker now rather than on first use."""
@@ -172,12 +246,13 @@ class Env:
         return self._session
 
     def _spawn(self) -> HostSession:
-        facts = interpreter_facts(self.interpreter)
+        interpreter = self._worker_interpreter()
+        facts = interpreter_facts(interpreter)
         runtime = ensure_runtime(facts)
         ipc_dir = Path(tempfile.mkdtemp(prefix="mvb-"))  # mkdtemp makes it 0700: only we connect
         self._ipc_dir = ipc_dir
         process = WorkerProcess(
-            self.name, self.interpreter, runtime, f"ipc://{ipc_dir}/ctl", f"ipc://{ipc_dir}/ch"
+            self.name, interpreter, runtime, f"ipc://{ipc_dir}/ctl", f"ipc://{ipc_dir}/ch"
         )
         try:
             return HostSession(
@@ -213,7 +288,8 @@ class Env:
         self.shutdown()
 
     def __repr__(self) -> str:
-        return f"<mvbridge.Env {self.name!r} {self.state.value} ({self.interpreter})>"
+        where = self.interpreter or self.address or self.location
+        return f"<mvbridge.Env {self.name!r} {self.state.value} ({where})>"
 
     # -- use -------------------------------------------------------------------------------------
     def request(self, op: str, target: Any, *operands: Any) -> Any:
@@ -327,7 +403,7 @@ def _function_source(fn: Any, peer_python: str) -> tuple[str, str, list[Any], di
             f"code travels by value only between equal Python versions, and source shipping "
             f"failed because {why}. Define the function in a module the env can import, or "
             "use a worker on the host's Python version",
-            type_name=type(fn).__name__,
+            type_name=f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}",
         )
     return fn.__name__, source, imports, values
 
@@ -341,23 +417,33 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 
 def env(name: str) -> Env:
-    """The env called ``name`` (created earlier in this process).
+    """The env called ``name``: declared in mvbridge.toml, or created earlier in this process.
 
     Raises:
-        ConfigError: no env of that name exists.
+        ConfigError: no env of that name exists (the message lists the known ones).
     """
     with _registry_lock:
         found = _registry.get(name)
-    if found is None:
+    if found is not None:
+        return found
+    from .importer import configured_env
+
+    declared = configured_env(name)
+    if declared is not None:
+        return declared
+    with _registry_lock:
         known = ", ".join(sorted(_registry)) or "none"
-        raise ConfigError(f"no env named {name!r} (known envs: {known})")
-    return found
+    raise ConfigError(f"no env named {name!r} (envs created in this process: {known})")
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"mvbridge: {message}", file=sys.stderr, flush=True)
 
 
 def shutdown() -> None:
     """Stop every local worker this process started."""
     with _registry_lock:
-        envs = list(_registry.values())
+        envs = list(_created)
     for each in envs:
         try:
             each.shutdown()

@@ -52,7 +52,8 @@ class RemoteModule(types.ModuleType):
         return self._mvb_env.request(P.OP_GETATTR, self, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("__") and name.endswith("__"):
+        # The import system sets dunders, and a submodule's proxy on its parent's proxy.
+        if (name.startswith("__") and name.endswith("__")) or isinstance(value, RemoteModule):
             super().__setattr__(name, value)
         else:
             self._mvb_env.request(P.OP_SETATTR, self, name, value)

@@ -1,0 +1,461 @@
+"""Build, cache and describe environments: one virtualenv per env, rebuilt when its spec changes.
+
+Internal. A build happens in a folder beside the final one and is renamed into place only when
+complete, under a file lock that dies with its holder; so an interrupted or failed build is
+never used, and two processes never build one env at once. Requirements are installed with uv
+when it is available and pip otherwise; both keep their download caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..config import EnvSpec, is_local_requirement
+from ..errors import EnvBuildError, WorkerStartError
+from .locks import file_lock, replace_dir
+from .runtime import InterpreterFacts, cache_dir, interpreter_facts
+
+FORMAT = 1  # bump when the layout of a built env changes
+RECORD_NAME = "mvbridge-env.json"
+BUILD_TIMEOUT = float(os.environ.get("MVBRIDGE_BUILD_TIMEOUT", "900"))
+Progress = Callable[[str], None]
+
+_DISCOVER = r"""
+import json, sys
+from importlib import metadata
+out = []
+for dist in metadata.distributions():
+    try:
+        name = dist.metadata["Name"]
+        tops = dist.read_text("top_level.txt")
+        if tops:
+            modules = tops.split()
+        else:
+            modules = []
+            for f in dist.files or ():
+                first = str(f).replace("\\", "/").split("/", 1)[0]
+                if first.endswith(".py"):
+                    first = first[:-3]
+                elif "." in first or first in ("__pycache__", "..", "bin"):
+                    continue
+                modules.append(first)
+        direct = dist.read_text("direct_url.json")
+        out.append({
+            "name": name, "version": dist.version,
+            "modules": sorted({m for m in modules if m.isidentifier() and not m.startswith("_")}),
+            "url": json.loads(direct).get("url") if direct else None,
+        })
+    except Exception:
+        continue
+print(json.dumps({"python": "%d.%d.%d" % sys.version_info[:3], "dists": out}))
+"""
+
+
+@dataclass(frozen=True)
+class EnvRecord:
+    """What a built env holds; saved as ``mvbridge-env.json`` inside it.
+
+    Attributes:
+        name: the env's name.
+        spec_hash: hash of the spec it was built from; a different hash means rebuild.
+        python: the env's full Python version.
+        interpreter: the env's own ``python``.
+        distributions: every installed distribution and its version.
+        listed: the distributions the requirements named (local paths included).
+        local: those of ``listed`` installed from a local path.
+        modules: the import names the env exposes.
+        installer: "uv" or "pip".
+        build_seconds: how long the build took.
+    """
+
+    name: str
+    spec_hash: str
+    python: str
+    interpreter: str
+    distributions: dict[str, str]
+    listed: list[str]
+    local: list[str]
+    modules: list[str]
+    installer: str
+    build_seconds: float
+
+
+# -- interpreters ---------------------------------------------------------------------------------
+def find_interpreter(python: str | None) -> str:
+    """An interpreter for ``python``: None (the host's), a version like "3.9", or a path.
+
+    Raises:
+        EnvBuildError: nothing suitable is found, or what was found does not run.
+    """
+    if python is None:
+        return getattr(sys, "_base_executable", None) or sys.executable
+    if os.sep in python or python.startswith("."):
+        path = Path(python).expanduser()
+        if not path.exists():
+            raise EnvBuildError(f"the interpreter {python} does not exist", env=None)
+        return str(path)
+    if not re.fullmatch(r"\d+\.\d+", python):
+        raise EnvBuildError(
+            f'python = {python!r} is neither a version like "3.9" nor an interpreter path',
+            env=None,
+        )
+    for candidate in _candidates(python):
+        try:
+            facts = interpreter_facts(candidate)
+        except WorkerStartError:
+            continue  # e.g. a pyenv shim for a version that is not installed
+        if facts.minor == python:
+            return candidate
+    raise EnvBuildError(
+        f"no working Python {python} found (looked on PATH for python{python} and under "
+        f'$PYENV_ROOT/versions); install it, or give python = "/path/to/python{python}"',
+        env=None,
+    )
+
+
+def _candidates(minor: str) -> Iterable[str]:
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == minor:
+        yield sys.executable
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    versions = Path(root) / "versions"
+    if versions.is_dir():
+        found = [
+            entry
+            for entry in versions.iterdir()
+            if re.fullmatch(re.escape(minor) + r"\.\d+", entry.name)
+        ]
+        for entry in sorted(found, key=lambda e: int(e.name.rsplit(".", 1)[1]), reverse=True):
+            yield str(entry / "bin" / f"python{minor}")
+    on_path = shutil.which(f"python{minor}")
+    if on_path:
+        yield on_path
+
+
+# -- installers -----------------------------------------------------------------------------------
+class Installer:
+    """Creates a virtualenv and installs requirements into it."""
+
+    name = ""
+
+    def cannot_install(self) -> str | None:
+        """Why this installer cannot run here, or None when it can."""
+        raise NotImplementedError
+
+    def create(self, python: str, path: Path) -> list[str]:
+        raise NotImplementedError
+
+    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
+        raise NotImplementedError
+
+
+class UvInstaller(Installer):
+    """uv: much faster resolution and installation; used when on PATH or installed as a package."""
+
+    name = "uv"
+
+    def __init__(self) -> None:
+        self.binary = _find_uv()
+
+    def cannot_install(self) -> str | None:
+        return None if self.binary else "uv is not on PATH and the 'uv' package is not installed"
+
+    def create(self, python: str, path: Path) -> list[str]:
+        return [str(self.binary), "venv", "--quiet", "--python", python, str(path)]
+
+    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
+        return [str(self.binary), "pip", "install", "--python", str(env_python), *requirements]
+
+
+class PipInstaller(Installer):
+    """virtualenv + the host's pip, pointed at the env with ``pip --python``."""
+
+    name = "pip"
+
+    def cannot_install(self) -> str | None:
+        try:
+            import pip  # noqa: F401
+        except ImportError:
+            return f"pip is not installed in the host's interpreter ({sys.executable})"
+        return None
+
+    def create(self, python: str, path: Path) -> list[str]:
+        return [sys.executable, "-m", "virtualenv", "--quiet", "--no-seed", "-p", python, str(path)]
+
+    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(env_python),
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            *requirements,
+        ]
+
+
+def _find_uv() -> str | None:
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError:
+        return None
+
+
+def choose_installer(preferred: str | None = None) -> Installer:
+    """uv when it can run, else pip; ``preferred`` (or ``MVBRIDGE_INSTALLER``) forces one.
+
+    Raises:
+        EnvBuildError: the forced installer cannot run, or neither can.
+    """
+    preferred = preferred or os.environ.get("MVBRIDGE_INSTALLER") or None
+    installers: list[Installer] = [UvInstaller(), PipInstaller()]
+    reasons = []
+    for installer in installers:
+        if preferred and installer.name != preferred:
+            continue
+        why = installer.cannot_install()
+        if why is None:
+            return installer
+        reasons.append(f"{installer.name}: {why}")
+    raise EnvBuildError("no installer can run: " + "; ".join(reasons), env=None)
+
+
+# -- specs and records ----------------------------------------------------------------------------
+def spec_hash(spec: EnvSpec, facts: InterpreterFacts, pins: dict[str, str] | None = None) -> str:
+    """A digest of everything that shapes the env: requirements (local folders by content),
+    the interpreter, the exposed modules, and pins from a lock file."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([FORMAT, facts.path, list(facts.version)]).encode())
+    for requirement in spec.requirements:
+        digest.update(requirement.encode())
+        if is_local_requirement(requirement):
+            digest.update(_tree_digest(Path(requirement)).encode())
+    digest.update(json.dumps(spec.modules).encode())
+    digest.update(json.dumps(sorted((pins or {}).items())).encode())
+    return digest.hexdigest()[:20]
+
+
+def requirements_hash(spec: EnvSpec) -> str:
+    """A digest of the declared requirements alone (what ``mvbridge.lock`` was made from)."""
+    return hashlib.sha256(json.dumps([list(spec.requirements), spec.python]).encode()).hexdigest()[
+        :20
+    ]
+
+
+def _tree_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    if path.is_file():
+        digest.update(path.read_bytes())
+        return digest.hexdigest()
+    for file in sorted(path.rglob("*")):
+        parts = set(file.relative_to(path).parts)
+        if parts & {".git", "__pycache__", "build", "dist", ".mvbridge"} or any(
+            p.endswith(".egg-info") for p in parts
+        ):
+            continue
+        if file.is_file():
+            digest.update(str(file.relative_to(path)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def read_record(location: Path) -> EnvRecord | None:
+    """The record of a complete env at ``location``, or None."""
+    try:
+        data = json.loads((location / RECORD_NAME).read_text())
+        return EnvRecord(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def env_python(location: Path) -> Path:
+    return location / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+# -- building -------------------------------------------------------------------------------------
+def ensure_env(
+    spec: EnvSpec,
+    location: Path,
+    progress: Progress | None = None,
+    pins: dict[str, str] | None = None,
+    installer: str | None = None,
+) -> EnvRecord:
+    """The env at ``location`` built from ``spec`` (and lock ``pins``), building it if needed.
+
+    Raises:
+        EnvBuildError: the interpreter, the installer or the requirements failed; the message
+            carries the installer's own explanation.
+    """
+    say = progress or (lambda message: None)
+    try:
+        facts = interpreter_facts(find_interpreter(spec.python))
+    except (EnvBuildError, WorkerStartError) as exc:
+        raise EnvBuildError(f"env {spec.name!r}: {exc}", env=spec.name) from exc
+    wanted = spec_hash(spec, facts, pins)
+    record = read_record(location)
+    if record is not None and record.spec_hash == wanted:
+        return record
+    lock = location.with_name(location.name + ".lock")
+    with file_lock(lock, BUILD_TIMEOUT, f"building env {spec.name!r}"):
+        record = read_record(location)  # another process may have built it meanwhile
+        if record is not None and record.spec_hash == wanted:
+            return record
+        return _build(spec, location, facts, wanted, say, pins, choose_installer(installer))
+
+
+def _build(
+    spec: EnvSpec,
+    location: Path,
+    facts: InterpreterFacts,
+    wanted: str,
+    say: Progress,
+    pins: dict[str, str] | None,
+    installer: Installer,
+) -> EnvRecord:
+    location.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{location.name}.build-", dir=location.parent))
+    started = time.monotonic()
+    try:
+        say(f"env {spec.name!r}: creating a Python {facts.minor} virtualenv with {installer.name}")
+        shutil.rmtree(staging)  # the creators want to make the folder themselves
+        _run(spec.name, installer.create(facts.path, staging))
+        requirements = list(spec.requirements)
+        if pins:
+            requirements = _pinned(requirements, pins)
+        say(f"env {spec.name!r}: installing {', '.join(spec.requirements)}")
+        _run(spec.name, installer.install(env_python(staging), requirements))
+        found = _discover(spec.name, env_python(staging))
+        listed, local = _listed(spec, found["dists"])
+        modules = (
+            list(spec.modules)
+            if spec.modules is not None
+            else sorted({m for d in found["dists"] if d["name"] in listed for m in d["modules"]})
+        )
+        record = EnvRecord(
+            name=spec.name,
+            spec_hash=wanted,
+            python=found["python"],
+            interpreter=str(env_python(location)),
+            distributions={d["name"]: d["version"] for d in found["dists"]},
+            listed=sorted(listed),
+            local=sorted(local),
+            modules=modules,
+            installer=installer.name,
+            build_seconds=round(time.monotonic() - started, 2),
+        )
+        (staging / RECORD_NAME).write_text(json.dumps(asdict(record), indent=2))
+        replace_dir(staging, location)
+        exposed = ", ".join(modules) or "none"
+        say(f"env {spec.name!r}: ready in {record.build_seconds:.1f} s (modules: {exposed})")
+        return record
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _pinned(requirements: list[str], pins: dict[str, str]) -> list[str]:
+    """The requirements plus ``name==version`` for every locked distribution (``pins`` holds
+    no local distributions: their paths stay in the requirements)."""
+    return [*requirements, *(f"{name}=={version}" for name, version in sorted(pins.items()))]
+
+
+def _run(env_name: str, command: list[str]) -> str:
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EnvBuildError(
+            f"env {env_name!r}: {command[0]} took over {BUILD_TIMEOUT:.0f} s and was stopped "
+            f"(set MVBRIDGE_BUILD_TIMEOUT to allow longer): {' '.join(command)}",
+            env=env_name,
+            command=" ".join(command),
+            returncode=None,
+            output_tail="",
+        ) from exc
+    except OSError as exc:
+        raise EnvBuildError(
+            f"env {env_name!r}: could not run {command[0]}: {exc}",
+            env=env_name,
+            command=" ".join(command),
+            returncode=None,
+            output_tail="",
+        ) from exc
+    if done.returncode != 0:
+        output = (done.stderr.strip() or done.stdout.strip())[-3000:]
+        raise EnvBuildError(
+            f"env {env_name!r}: the installer failed (exit code {done.returncode}):\n{output}\n"
+            f"command: {' '.join(command)}",
+            env=env_name,
+            command=" ".join(command),
+            returncode=done.returncode,
+            output_tail=output,
+        )
+    return done.stdout
+
+
+def _discover(env_name: str, python: Path) -> dict:
+    return json.loads(_run(env_name, [str(python), "-c", _DISCOVER]).strip().splitlines()[-1])
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _listed(spec: EnvSpec, dists: list[dict]) -> tuple[set[str], set[str]]:
+    """Installed distributions that the spec's requirements name, and those of them local."""
+    by_canonical = {canonical(d["name"]): d["name"] for d in dists}
+    by_url = {d["url"]: d["name"] for d in dists if d.get("url")}
+    listed = set()
+    local = set()
+    for requirement in spec.requirements:
+        if is_local_requirement(requirement):
+            url = Path(requirement).resolve().as_uri()
+            if url in by_url:
+                listed.add(by_url[url])
+                local.add(by_url[url])
+            continue
+        match = _REQUIREMENT_NAME.match(requirement)
+        if match and canonical(match.group(1)) in by_canonical:
+            listed.add(by_canonical[canonical(match.group(1))])
+    return listed, local
+
+
+def adhoc_location(spec: EnvSpec) -> Path:
+    """Where an ad hoc env (``mvbridge.Env(name, requirements=...)``) lives: the user cache."""
+    key = hashlib.sha256(json.dumps([spec.name, list(spec.requirements), spec.python]).encode())
+    return cache_dir() / "envs" / f"{spec.name}-{key.hexdigest()[:12]}"
+
+
+def remove_env(location: Path) -> bool:
+    """Delete an env folder; True if there was one."""
+    if not location.exists():
+        return False
+    shutil.rmtree(location)
+    return True

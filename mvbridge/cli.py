@@ -1,0 +1,276 @@
+"""The ``mvbridge`` command: sync, envs, remove, demo.
+
+Exit codes: 0 success; 1 an mvbridge error (one line on stderr saying what and what to do);
+2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ConfigError, MVBridgeError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except MVBridgeError as exc:
+        print(f"mvbridge: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("mvbridge: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mvbridge",
+        description="Use conflicting versions of a dependency from one application: each env "
+        "runs in its own worker interpreter.",
+        epilog="Envs are declared in mvbridge.toml (or [tool.mvbridge] in pyproject.toml), "
+        "found from the current folder upwards or named by MVBRIDGE_CONFIG.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    sync = sub.add_parser(
+        "sync",
+        help="build or update envs, write mvbridge.lock and type stubs",
+        description="Build every env (or those named) whose spec changed, record the resolved "
+        "versions in mvbridge.lock, and write .pyi stubs for the exposed modules.",
+    )
+    sync.add_argument("envs", nargs="*", metavar="ENV", help="envs to sync (default: all)")
+    sync.add_argument(
+        "--locked",
+        action="store_true",
+        help="install exactly the versions in mvbridge.lock; fail if the spec changed since",
+    )
+    sync.add_argument(
+        "--installer", choices=["uv", "pip"], help="force an installer (default: uv if found)"
+    )
+    sync.add_argument("--no-stubs", action="store_true", help="do not write type stubs")
+    sync.set_defaults(run=_sync)
+
+    envs = sub.add_parser("envs", help="list envs: python, state, modules, key versions")
+    envs.set_defaults(run=_envs)
+
+    remove = sub.add_parser("remove", help="delete the built folder of an env")
+    remove.add_argument("env", metavar="ENV")
+    remove.set_defaults(run=_remove)
+
+    demo = sub.add_parser(
+        "demo", help="run the two-pandas demo (two envs, two pandas versions, one process)"
+    )
+    demo.add_argument(
+        "--installer", choices=["uv", "pip"], help="force an installer (default: uv if found)"
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _progress(message: str) -> None:
+    print(f"mvbridge: {message}", file=sys.stderr, flush=True)
+
+
+def _config():
+    from .config import load_config
+
+    config = load_config()
+    if config is None:
+        raise ConfigError(
+            f"no mvbridge.toml (or pyproject.toml with [tool.mvbridge]) in {Path.cwd()} or "
+            "above; create one with an [envs.NAME] table, or set MVBRIDGE_CONFIG"
+        )
+    return config
+
+
+def _chosen(config, names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in config.envs]
+    if unknown:
+        raise ConfigError(
+            f"{config.path}: no env named {', '.join(map(repr, unknown))}; "
+            f"declared envs: {', '.join(config.envs) or 'none'}"
+        )
+    return list(names) or list(config.envs)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from .bridge.envs import requirements_hash
+    from .bridge.importer import OWN_NAMES, configured_env, env_location
+    from .bridge.lockfile import lock_entry, pins_of, read_lock, write_lock
+
+    config = _config()
+    names = _chosen(config, args.envs)
+    lock = read_lock(config.lock_path) or {}
+    entries = {n: e for n, e in lock.items() if n in config.envs}
+    records = {}
+    started = time.monotonic()
+    for name in names:
+        spec = config.envs[name]
+        if spec.address:
+            _progress(f"env {name!r}: a service at {spec.address}; nothing to build")
+            continue
+        pins = None
+        if args.locked:
+            entry = lock.get(name)
+            if entry is None:
+                raise ConfigError(
+                    f"{config.lock_path}: no entry for env {name!r}; run `mvbridge sync` first"
+                )
+            if entry["requirements_hash"] != requirements_hash(spec):
+                raise ConfigError(
+                    f"env {name!r}: its requirements changed since {config.lock_path} was "
+                    "written; run `mvbridge sync` to update the lock"
+                )
+            pins = pins_of(entry)
+        env = configured_env(name, config)
+        assert env is not None
+        env.pins = pins
+        env.location = env_location(config, name)
+        env.build(progress=_progress, installer=args.installer)
+        assert env.record is not None
+        records[name] = env.record
+        entries[name] = lock_entry(env.record, requirements_hash(spec))
+    problems = _module_problems(config, records, OWN_NAMES)
+    for problem in problems:
+        print(f"mvbridge: warning: {problem}", file=sys.stderr)
+    if not args.locked:
+        write_lock(config.lock_path, entries)
+    if not args.no_stubs and records:
+        from .bridge.stubs import write_stubs
+
+        where = write_stubs(config, records, _progress)
+        if where is not None:
+            _progress(f"type stubs written to {where}")
+    _progress(f"synced {len(records)} env(s) in {time.monotonic() - started:.2f} s")
+    return EXIT_ERROR if any("clashes" in p for p in problems) else EXIT_OK
+
+
+def _module_problems(config, records, own_names) -> list[str]:
+    from .bridge.envs import read_record
+    from .bridge.importer import env_location
+
+    exposed: dict[str, list[str]] = {}
+    for name, spec in config.envs.items():
+        record = records.get(name) or read_record(env_location(config, name))
+        modules = (
+            list(spec.modules) if spec.modules is not None else (record.modules if record else [])
+        )
+        for module in modules:
+            exposed.setdefault(module, []).append(name)
+    problems = []
+    for module, envs in sorted(exposed.items()):
+        if module in own_names:
+            problems.append(
+                f"module {module!r} of env {envs[0]!r} clashes with mvbridge's own "
+                f"'mvbridge.{module}'; use mvbridge.env({envs[0]!r}).import_module({module!r})"
+            )
+        if len(envs) > 1:
+            problems.append(
+                f"module {module!r} is exposed by envs {', '.join(envs)}: `from mvbridge import "
+                f"{module}` will fail; set 'modules' in one of them, or import it explicitly"
+            )
+    return problems
+
+
+def _envs(args: argparse.Namespace) -> int:
+    from .bridge.envs import canonical, read_record, requirements_hash
+    from .bridge.importer import env_location
+    from .bridge.lockfile import read_lock
+
+    config = _config()
+    lock = read_lock(config.lock_path) or {}
+    rows = [("ENV", "PYTHON", "STATE", "MODULES", "VERSIONS")]
+    for name, spec in config.envs.items():
+        if spec.address:
+            rows.append((name, "-", f"service {spec.address}", "-", "-"))
+            continue
+        record = read_record(env_location(config, name))
+        if record is None:
+            rows.append((name, spec.python or "host", "not built", "-", "-"))
+            continue
+        entry = lock.get(name)
+        state = "built"
+        if entry is not None and entry["requirements_hash"] != requirements_hash(spec):
+            state = "outdated (run mvbridge sync)"
+        key = [
+            f"{d}=={record.distributions[d]}"
+            for d in sorted(record.distributions, key=canonical)
+            if d in record.listed or canonical(d) in {"numpy", "pandas", "pydantic"}
+        ]
+        rows.append((name, record.python, state, ", ".join(record.modules) or "-", " ".join(key)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    return EXIT_OK
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from .bridge.envs import remove_env
+    from .bridge.importer import env_location
+
+    config = _config()
+    _chosen(config, [args.env])
+    if remove_env(env_location(config, args.env)):
+        _progress(f"env {args.env!r} removed; `mvbridge sync` builds it again")
+    else:
+        _progress(f"env {args.env!r} was not built; nothing to remove")
+    return EXIT_OK
+
+
+def demo_source() -> Path:
+    """The two-pandas example: in the source tree, or shipped inside the package."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "examples" / "two_pandas", package / "_demo" / "two_pandas"):
+        if (candidate / "mvbridge.toml").is_file():
+            return candidate
+    raise MVBridgeError("the demo files are missing from this installation of mvbridge")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .bridge.runtime import cache_dir
+
+    source = demo_source()
+    target = cache_dir() / "demo" / "two_pandas"
+    _copy_tree(source, target)
+    _progress(f"running the demo in {target} (envs are built on first run)")
+    environ = dict(os.environ, MVBRIDGE_CONFIG=str(target / "mvbridge.toml"))
+    if args.installer:
+        environ["MVBRIDGE_INSTALLER"] = args.installer
+    done = subprocess.run([sys.executable, str(target / "app.py")], cwd=target, env=environ)
+    return EXIT_OK if done.returncode == 0 else EXIT_ERROR
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy the demo's files, keeping its built envs (.mvbridge) and lock between runs."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.rglob("*"):
+        relative = path.relative_to(source)
+        if {"__pycache__", ".mvbridge"} & set(relative.parts) or path.name == "mvbridge.lock":
+            continue
+        destination = target / relative
+        if path.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+        elif not destination.exists() or destination.read_bytes() != path.read_bytes():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""``mvbridge.toml`` / ``[tool.mvbridge]`` -> frozen dataclasses, with errors that say where.
+
+The config is found from the current directory upwards (``mvbridge.toml`` first, then a
+``pyproject.toml`` that has a ``[tool.mvbridge]`` table), or named by ``MVBRIDGE_CONFIG``.
+
+```toml
+[envs.dep_a]
+requirements = ["./src/dep_a", "pandas==2.2.0"]
+python = "3.11"              # optional: a version ("3.9") or an interpreter path
+modules = ["dep_a"]          # optional: import names to expose (default: discovered)
+address = "tcp://host:5555"  # optional: a running `mvbridge spawn` service
+call_timeout = 30            # optional: default deadline of each call, in seconds
+```
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CONFIG_NAME = "mvbridge.toml"
+ENV_KEYS = {"requirements", "python", "modules", "address", "call_timeout"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One env as declared.
+
+    Attributes:
+        name: the env's name (the key under ``[envs]``).
+        requirements: pip requirement strings; local paths made absolute.
+        python: a version such as ``"3.9"``, an interpreter path, or None for the host's.
+        modules: import names to expose, or None to use the discovered ones.
+        address: a running service's address, or None for a local worker.
+        call_timeout: default per-call deadline in seconds, or None.
+    """
+
+    name: str
+    requirements: tuple[str, ...] = ()
+    python: str | None = None
+    modules: tuple[str, ...] | None = None
+    address: str | None = None
+    call_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A parsed config file.
+
+    Attributes:
+        path: the file it came from.
+        root: the folder holding it; envs live in ``root/.mvbridge``.
+        envs: the declared envs by name.
+    """
+
+    path: Path
+    root: Path
+    envs: dict[str, EnvSpec] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".mvbridge"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "mvbridge.lock"
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The config file in force: ``MVBRIDGE_CONFIG``, else the nearest one upwards."""
+    configured = os.environ.get("MVBRIDGE_CONFIG")
+    if configured:
+        path = Path(configured)
+        if not path.is_file():
+            raise ConfigError(f"MVBRIDGE_CONFIG names {path}, which is not a file")
+        return path.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and _has_tool_table(pyproject):
+            return pyproject
+    return None
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "mvbridge" in data.get("tool", {})
+
+
+def load_config(path: Path | None = None) -> Config | None:
+    """Parse the config in force (or ``path``); None when there is none.
+
+    Raises:
+        ConfigError: the file is not valid TOML or breaks a rule (file, env and key named).
+    """
+    path = path or find_config()
+    if path is None:
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    where = str(path)
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("mvbridge", {})
+        where += " [tool.mvbridge]"
+    unknown = set(data) - {"envs"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; the only table is [envs]")
+    envs_table = data.get("envs", {})
+    if not isinstance(envs_table, dict):
+        raise ConfigError(f"{where}: 'envs' must be a table of envs, e.g. [envs.dep_a]")
+    root = path.parent.resolve()
+    envs = {name: _env_spec(where, root, name, table) for name, table in envs_table.items()}
+    return Config(path=path.resolve(), root=root, envs=envs)
+
+
+def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
+    at = f"{where}: env {name!r}"
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"{at}: names use letters, digits, '_', '-' and '.', and start with a letter"
+        )
+    if not isinstance(table, dict):
+        raise ConfigError(f"{at}: must be a table ([envs.{name}]) with a 'requirements' list")
+    unknown = set(table) - ENV_KEYS
+    if unknown:
+        raise ConfigError(f"{at}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(ENV_KEYS)}")
+    requirements = table.get("requirements", [])
+    if not isinstance(requirements, list) or not all(isinstance(r, str) for r in requirements):
+        raise ConfigError(
+            f"{at}: 'requirements' must be a list of strings, e.g. [\"pandas==2.2.0\"]"
+        )
+    if not requirements and "address" not in table:
+        raise ConfigError(f"{at}: give 'requirements' (a list of pip requirements) or 'address'")
+    python = table.get("python")
+    if python is not None and (not isinstance(python, str) or not python.strip()):
+        raise ConfigError(
+            f"{at}: 'python' must be a version such as \"3.9\" or an interpreter path"
+        )
+    modules = table.get("modules")
+    if modules is not None:
+        if not isinstance(modules, list) or not all(
+            isinstance(m, str) and _IDENTIFIER.match(m) for m in modules
+        ):
+            raise ConfigError(f"{at}: 'modules' must be a list of import names, e.g. [\"dep_a\"]")
+        modules = tuple(modules)
+    address = table.get("address")
+    if address is not None and (not isinstance(address, str) or "://" not in address):
+        raise ConfigError(f"{at}: 'address' must look like \"tcp://host:port\"")
+    timeout = table.get("call_timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise ConfigError(f"{at}: 'call_timeout' must be a positive number of seconds")
+    return EnvSpec(
+        name=name,
+        requirements=tuple(resolve_requirement(r, root) for r in requirements),
+        python=python,
+        modules=modules,
+        address=address,
+        call_timeout=float(timeout) if timeout is not None else None,
+    )
+
+
+def is_local_requirement(requirement: str) -> bool:
+    """True for a requirement that names a folder or file: ``./src/dep_a``, ``/abs/path``."""
+    text = requirement.strip()
+    return text.startswith((".", "/", "~")) or (len(text) > 2 and text[1] == ":")
+
+
+def resolve_requirement(requirement: str, root: Path) -> str:
+    """A local path made absolute (relative to the config's folder); anything else as it is."""
+    if is_local_requirement(requirement):
+        return str((root / Path(requirement.strip()).expanduser()).resolve())
+    return requirement.strip()
