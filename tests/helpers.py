@@ -105,3 +105,72 @@ def install_fixture_package(interpreter: str, name: str, version: str, source: s
     (dist_info / "top_level.txt").write_text(name + "\n")
     (dist_info / "RECORD").write_text(f"{name}/__init__.py,,\n")
     (dist_info / "INSTALLER").write_text("mvbridge-tests\n")
+
+
+def build_wheel(folder: Path, name: str, version: str, modules: dict[str, str]) -> Path:
+    """Write a minimal valid wheel (no build backend needed); ``modules`` maps paths to source.
+
+    Its import names may differ from the distribution name (as PyYAML's ``yaml`` does).
+    """
+    import base64
+    import hashlib
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = dict(modules)
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    files[f"{info}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: mvbridge-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    tops = sorted({path.split("/")[0].removesuffix(".py") for path in modules})
+    files[f"{info}/top_level.txt"] = "\n".join(tops) + "\n"
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
+    wheel = folder / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def write_config(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mvbridge.toml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, **env: str):
+    """``python -m mvbridge ARGS`` in ``cwd``; returns the CompletedProcess."""
+    environ = dict(os.environ)
+    environ.pop("MVBRIDGE_CONFIG", None)
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "mvbridge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
+    )
+
+
+def run_python(source: str, cwd: Path, timeout: float = 120, **env: str):
+    """Run ``source`` with the host's Python in ``cwd``; returns the CompletedProcess."""
+    environ = dict(os.environ)
+    environ.pop("MVBRIDGE_CONFIG", None)
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", source],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
+    )

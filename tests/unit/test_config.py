@@ -1,0 +1,85 @@
+"""mvbridge.toml / [tool.mvbridge]: found upwards, parsed strictly, errors that say where."""
+
+from __future__ import annotations
+
+import pytest
+
+from mvbridge.config import find_config, load_config
+from mvbridge.errors import ConfigError
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_env_config(monkeypatch):
+    monkeypatch.delenv("MVBRIDGE_CONFIG", raising=False)
+
+
+def test_found_from_a_subfolder_and_local_paths_made_absolute(tmp_path, monkeypatch):
+    write(tmp_path / "mvbridge.toml", '[envs.a]\nrequirements = ["./src/a", "six==1.16.0"]\n')
+    sub = tmp_path / "deep" / "er"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    config = load_config()
+    assert config.path == (tmp_path / "mvbridge.toml").resolve()
+    assert config.envs["a"].requirements == (str((tmp_path / "src" / "a").resolve()), "six==1.16.0")
+    assert config.state_dir == tmp_path.resolve() / ".mvbridge"
+
+
+def test_pyproject_tool_table_is_used(tmp_path):
+    write(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "x"\n[tool.mvbridge.envs.b]\nrequirements = ["six"]\npython = "3.9"\n',
+    )
+    config = load_config(find_config(tmp_path))
+    assert config.envs["b"].python == "3.9"
+
+
+def test_pyproject_without_the_table_is_skipped(tmp_path):
+    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n')
+    found = find_config(tmp_path)
+    assert found is None or found.parent != tmp_path
+
+
+def test_env_variable_names_the_file(tmp_path, monkeypatch):
+    path = write(tmp_path / "elsewhere.toml", '[envs.c]\nrequirements = ["six"]\n')
+    monkeypatch.setenv("MVBRIDGE_CONFIG", str(path))
+    assert set(load_config().envs) == {"c"}
+    monkeypatch.setenv("MVBRIDGE_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="MVBRIDGE_CONFIG"):
+        load_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[envs.a\n", "not valid TOML"),
+        ("[other]\n", "unknown key"),
+        ('[envs.a]\nrequirements = "six"\n', "'requirements' must be a list of strings"),
+        ("[envs.a]\n", "give 'requirements'"),
+        (
+            '[envs.a]\nrequirements = ["six"]\npyhton = "3.9"\n',
+            r"unknown key\(s\) \['pyhton'\]; valid keys",
+        ),
+        ('[envs.a]\nrequirements = ["six"]\npython = 3.9\n', "'python' must be a version"),
+        (
+            '[envs.a]\nrequirements = ["six"]\nmodules = ["not-an-identifier"]\n',
+            "'modules' must be a list of import names",
+        ),
+        ('[envs.a]\nrequirements = ["six"]\naddress = "localhost"\n', "'address' must look like"),
+        (
+            '[envs.a]\nrequirements = ["six"]\ncall_timeout = -1\n',
+            "'call_timeout' must be a positive",
+        ),
+        ('[envs."bad name"]\nrequirements = ["six"]\n', "names use letters"),
+    ],
+)
+def test_invalid_config_names_file_env_and_key(tmp_path, text, message):
+    path = write(tmp_path / "mvbridge.toml", text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
