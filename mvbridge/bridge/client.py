@@ -162,6 +162,7 @@ class HostSession(Session):
         self._control_lock = threading.Lock()
         self._control_id = 0
         self.death: str | None = None
+        self.shut_down = False  # stopped on purpose (env.shutdown), not died
         self.control_socket = context().socket(zmq.DEALER)
         self.control_socket.connect(control_endpoint)
         self.facts = self._hello(start_timeout)
@@ -357,6 +358,7 @@ class HostSession(Session):
         """
         if self.death is None:
             self.death = f"env {self.env_name!r} was shut down"
+            self.shut_down = True
         already_closed = self.closed
         self.closed = True
         code = None

@@ -164,15 +164,9 @@ class Env:
     @property
     def state(self) -> EnvState:
         session = self._session
-        if session is None:
+        if session is None or session.shut_down:
             return EnvState.STOPPED
-        if session.closed:
-            return (
-                EnvState.DIED
-                if session.process and session.death and "shut down" not in session.death
-                else EnvState.STOPPED
-            )
-        return EnvState.RUNNING
+        return EnvState.RUNNING if session.usable() else EnvState.DIED
 
     @classmethod
     def from_spec(cls, spec: EnvSpec, location: Path, pins: dict[str, str] | None = None) -> Env:

@@ -50,7 +50,9 @@ def test_next_use_restarts_and_module_proxies_follow(fresh_env):
     first_pid = demo.pid()
     os.kill(first_pid, signal.SIGKILL)
     wait_until(lambda: fresh_env.current_session().process.exit_code() is not None)
+    assert fresh_env.state is mvbridge.EnvState.DIED
     assert demo.pid() != first_pid  # the module proxy imported mvb_demo in the new worker
+    assert fresh_env.state is mvbridge.EnvState.RUNNING
     assert fresh_env.statistics().restarts == 1
     with pytest.raises(mvbridge.StaleReferenceError):
         counter.increment()
@@ -108,6 +110,7 @@ def test_shutdown_with_calls_in_flight_does_not_hang(fresh_env, tmp_path):
     assert not thread.is_alive()
     assert time.monotonic() - began < 8
     assert isinstance(errors[0], mvbridge.WorkerDiedError)
+    assert fresh_env.state is mvbridge.EnvState.STOPPED
     assert demo.add(2, 2) == 4  # used again: a new worker
 
 
