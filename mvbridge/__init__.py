@@ -88,8 +88,13 @@ def __getattr__(name: str) -> Any:
         return value
     if name.startswith("_"):
         raise AttributeError("module 'mvbridge' has no attribute %r" % name)
-    # ``from mvbridge import dep_a``: a module exposed by an env of mvbridge.toml.
-    return importlib.import_module("mvbridge." + name)
+    # ``from mvbridge import dep_a``: a module exposed by an env of mvbridge.toml. A name no
+    # env exposes is an AttributeError here (hasattr/getattr with a default keep working); the
+    # import statement then asks the finder again and reports ModuleNotFoundError with details.
+    try:
+        return importlib.import_module("mvbridge." + name)
+    except ModuleNotFoundError as exc:
+        raise AttributeError(str(exc)) from None
 
 
 class _EnvModuleFinder:

@@ -111,15 +111,17 @@ def _chosen(config, names: Sequence[str]) -> list[str]:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from .bridge.envs import requirements_hash
+    from .bridge.envs import read_record, requirements_hash
     from .bridge.importer import OWN_NAMES, configured_env, env_location
     from .bridge.lockfile import lock_entry, pins_of, read_lock, write_lock
+    from .bridge.stubs import stubs_present, write_stubs
 
     config = _config()
     names = _chosen(config, args.envs)
     lock = read_lock(config.lock_path) or {}
     entries = {n: e for n, e in lock.items() if n in config.envs}
     records = {}
+    changed = {}  # rebuilt envs, or envs whose stubs are missing: their stubs are (re)written
     started = time.monotonic()
     for name in names:
         spec = config.envs[name]
@@ -133,7 +135,7 @@ def _sync(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     f"{config.lock_path}: no entry for env {name!r}; run `mvbridge sync` first"
                 )
-            if entry["requirements_hash"] != requirements_hash(spec):
+            if entry["requirements_hash"] != requirements_hash(spec, config.root):
                 raise ConfigError(
                     f"env {name!r}: its requirements changed since {config.lock_path} was "
                     "written; run `mvbridge sync` to update the lock"
@@ -143,19 +145,20 @@ def _sync(args: argparse.Namespace) -> int:
         assert env is not None
         env.pins = pins
         env.location = env_location(config, name)
+        before = read_record(env.location)
         env.build(progress=_progress, installer=args.installer)
         assert env.record is not None
         records[name] = env.record
-        entries[name] = lock_entry(env.record, requirements_hash(spec))
+        if env.record != before or not stubs_present(env.record):
+            changed[name] = env.record
+        entries[name] = lock_entry(env.record, requirements_hash(spec, config.root))
     problems = _module_problems(config, records, OWN_NAMES)
     for problem in problems:
         print(f"mvbridge: warning: {problem}", file=sys.stderr)
     if not args.locked:
         write_lock(config.lock_path, entries)
-    if not args.no_stubs and records:
-        from .bridge.stubs import write_stubs
-
-        where = write_stubs(config, records, _progress)
+    if not args.no_stubs and changed:
+        where = write_stubs(config, changed, _progress)
         if where is not None:
             _progress(f"type stubs written to {where}")
     _progress(f"synced {len(records)} env(s) in {time.monotonic() - started:.2f} s")
@@ -207,7 +210,7 @@ def _envs(args: argparse.Namespace) -> int:
             continue
         entry = lock.get(name)
         state = "built"
-        if entry is not None and entry["requirements_hash"] != requirements_hash(spec):
+        if entry is not None and entry["requirements_hash"] != requirements_hash(spec, config.root):
             state = "outdated (run mvbridge sync)"
         key = [
             f"{d}=={record.distributions[d]}"

@@ -240,15 +240,25 @@ def stub_listing(module_name: str) -> list[Any]:
     module = importlib.import_module(module_name)
     names = getattr(module, "__all__", None)
     if not isinstance(names, (list, tuple)):
-        names = [n for n in vars(module) if not n.startswith("_")]
+        # Without __all__: what the module defines, not what it imported (pd, List, annotations).
+        names = [
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_")
+            and not isinstance(v, types.ModuleType)
+            and getattr(v, "__module__", module_name) == module_name
+            and type(v).__name__ != "_Feature"
+        ]
     listing: list[Any] = []
     for name in names:
         value = getattr(module, name, None)
         if isinstance(value, types.ModuleType):
-            listing.append([name, "module", None, None, []])
-        elif isinstance(value, type):
+            continue
+        if isinstance(value, type):
             methods = []
             for attr, member in vars(value).items():
+                if isinstance(member, type):
+                    continue  # nested classes (e.g. pydantic's Config) are not methods
                 if (not attr.startswith("_") or attr == "__init__") and callable(member):
                     methods.append([attr, _signature(member), inspect.getdoc(member)])
             listing.append([name, "class", None, inspect.getdoc(value), methods])

@@ -331,7 +331,8 @@ class Channel:
 
     # -- transport: subclasses add liveness, deadlines and stop flags -----------------------------
     def send(self, frames: list[Any]) -> None:
-        self.socket.send_multipart(frames, copy=False)
+        # Zero-copy pays only for the buffer frames (2..n); small messages copy faster.
+        self.socket.send_multipart(frames, copy=len(frames) <= 2)
 
     def receive(self) -> list[Any]:
         return self.socket.recv_multipart(copy=False)

@@ -318,7 +318,11 @@ class Env:
             WorkerDiedError: the worker exited before replying.
         """
         session = self.session()
-        module = getattr(fn, "__module__", None) or "__main__"
+        module = getattr(fn, "__module__", None)
+        if module is None:  # a builtin method: its owner's module (datetime.date.fromisoformat)
+            owner = getattr(fn, "__self__", None)
+            module = (owner if isinstance(owner, type) else type(owner)).__module__
+        module = module or "__main__"
         if session.same_python or session.package_matches(module):
             # cloudpickle ships code between equal Pythons; otherwise fn is importable there.
             return session.request(P.OP_CALL, ByValue(fn), list(args), kwargs)

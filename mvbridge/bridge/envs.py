@@ -240,25 +240,37 @@ def choose_installer(preferred: str | None = None) -> Installer:
 
 
 # -- specs and records ----------------------------------------------------------------------------
-def spec_hash(spec: EnvSpec, facts: InterpreterFacts, pins: dict[str, str] | None = None) -> str:
+def spec_hash(spec: EnvSpec, facts: InterpreterFacts) -> str:
     """A digest of everything that shapes the env: requirements (local folders by content),
-    the interpreter, the exposed modules, and pins from a lock file."""
+    the interpreter (its real path: ``python`` and ``python3.11`` are one), exposed modules.
+
+    Lock pins are not part of it: an env built from the lock satisfies the same spec."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([FORMAT, facts.path, list(facts.version)]).encode())
+    real = os.path.realpath(facts.path)
+    digest.update(json.dumps([FORMAT, real, list(facts.version)]).encode())
     for requirement in spec.requirements:
         digest.update(requirement.encode())
         if is_local_requirement(requirement):
             digest.update(_tree_digest(Path(requirement)).encode())
     digest.update(json.dumps(spec.modules).encode())
-    digest.update(json.dumps(sorted((pins or {}).items())).encode())
     return digest.hexdigest()[:20]
 
 
-def requirements_hash(spec: EnvSpec) -> str:
-    """A digest of the declared requirements alone (what ``mvbridge.lock`` was made from)."""
-    return hashlib.sha256(json.dumps([list(spec.requirements), spec.python]).encode()).hexdigest()[
-        :20
+def requirements_hash(spec: EnvSpec, root: Path) -> str:
+    """A digest of the declared requirements alone (what ``mvbridge.lock`` was made from);
+    local paths count relative to ``root``, so a lock stays valid where the project moves."""
+    requirements = [
+        os.path.relpath(r, root) if is_local_requirement(r) else r for r in spec.requirements
     ]
+    return hashlib.sha256(json.dumps([requirements, spec.python]).encode()).hexdigest()[:20]
+
+
+def _satisfies(record: EnvRecord, pins: dict[str, str] | None) -> bool:
+    """True when ``record`` holds every pinned version (no pins: anything goes)."""
+    if not pins:
+        return True
+    have = {canonical(n): v for n, v in record.distributions.items()}
+    return all(have.get(canonical(n)) == v for n, v in pins.items())
 
 
 def _tree_digest(path: Path) -> str:
@@ -310,14 +322,14 @@ def ensure_env(
         facts = interpreter_facts(find_interpreter(spec.python))
     except (EnvBuildError, WorkerStartError) as exc:
         raise EnvBuildError(f"env {spec.name!r}: {exc}", env=spec.name) from exc
-    wanted = spec_hash(spec, facts, pins)
+    wanted = spec_hash(spec, facts)
     record = read_record(location)
-    if record is not None and record.spec_hash == wanted:
+    if record is not None and record.spec_hash == wanted and _satisfies(record, pins):
         return record
     lock = location.with_name(location.name + ".lock")
     with file_lock(lock, BUILD_TIMEOUT, f"building env {spec.name!r}"):
         record = read_record(location)  # another process may have built it meanwhile
-        if record is not None and record.spec_hash == wanted:
+        if record is not None and record.spec_hash == wanted and _satisfies(record, pins):
             return record
         return _build(spec, location, facts, wanted, say, pins, choose_installer(installer))
 

@@ -103,11 +103,12 @@ def import_exposed(fullname: str) -> RemoteModule:
     top = fullname.partition(".")[0]
     config = current_config()
     if config is None:
+        # No name= on purpose: CPython's from-import hides a ModuleNotFoundError whose name is
+        # the one asked for, and with it this explanation.
         raise ModuleNotFoundError(
             f"no module named 'mvbridge.{fullname}': there is no mvbridge.toml (or "
             "[tool.mvbridge] in pyproject.toml) here or above, so no env exposes modules; "
-            "declare envs there, or use mvbridge.Env(...).import_module(...)",
-            name=f"mvbridge.{fullname}",
+            "declare envs there, or use mvbridge.Env(...).import_module(...)"
         )
     with _lock:
         names = exposing(top, config)
@@ -118,8 +119,7 @@ def import_exposed(fullname: str) -> RemoteModule:
         raise ModuleNotFoundError(
             f"no env in {config.path} exposes a module named {top!r} (envs and their modules: "
             f"{listing or 'none'}); add it to an env's 'modules', or use "
-            f"mvbridge.env(NAME).import_module({fullname!r})",
-            name=f"mvbridge.{fullname}",
+            f"mvbridge.env(NAME).import_module({fullname!r})"
         )
     if len(names) > 1:
         raise ImportError(

@@ -35,12 +35,12 @@ def read_lock(path: Path) -> dict[str, dict[str, Any]] | None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
-            f"{path}: not valid TOML ({exc}); run `mvbridge sync` to rewrite it"
+            f"{path}: not valid TOML ({exc}); delete it and run `mvbridge sync` to write it anew"
         ) from exc
     if data.get("version") != LOCK_VERSION:
         raise ConfigError(
             f"{path}: lock version {data.get('version')!r}; this mvbridge reads version "
-            f"{LOCK_VERSION}. Run `mvbridge sync` to rewrite it"
+            f"{LOCK_VERSION}. Delete it and run `mvbridge sync` to write it anew"
         )
     return data.get("envs", {})
 
@@ -83,6 +83,7 @@ def write_lock(path: Path, entries: dict[str, dict[str, Any]]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".mvbridge.lock.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a lock file is meant to be shared
     os.replace(tmp, path)
 
 

@@ -28,6 +28,12 @@ def stubs_root() -> Path:
     return Path(os.environ.get("MVBRIDGE_STUBS_DIR") or sysconfig.get_paths()["purelib"])
 
 
+def stubs_present(record: EnvRecord) -> bool:
+    """True when every exposed module of ``record`` has its stub file."""
+    package = stubs_root() / PACKAGE
+    return all((package / f"{m}.pyi").is_file() for m in record.modules if m not in OWN_NAMES)
+
+
 def write_stubs(
     config: Config, records: dict[str, EnvRecord], progress: Callable[[str], None]
 ) -> Path | None:
@@ -46,8 +52,13 @@ def write_stubs(
             except Exception as exc:
                 progress(f"no stub for {module!r} of env {name!r}: {type(exc).__name__}: {exc}")
                 continue
-            package.mkdir(parents=True, exist_ok=True)
-            (package / f"{module}.pyi").write_text(render_stub(module, name, listing))
+            try:
+                package.mkdir(parents=True, exist_ok=True)
+                (package / f"{module}.pyi").write_text(render_stub(module, name, listing))
+            except OSError as exc:
+                progress(f"cannot write stubs to {package}: {exc}; set MVBRIDGE_STUBS_DIR")
+                env.shutdown()
+                return None
             written += 1
         env.shutdown()
     if not written:
@@ -78,7 +89,7 @@ def render_stub(module: str, env_name: str, listing: list[Any]) -> str:
                 if method.isidentifier() and not keyword.iskeyword(method):
                     body += _function(method, method_params, method_doc, "    ")
             lines += [*(body or ["    ..."]), ""]
-        else:
+        elif kind == "value":
             lines += [f"{name}: Any", ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -152,6 +153,20 @@ def test_unknown_module_is_module_not_found_with_the_envs_listed(tmp_path, wheel
     ran = run_python("from mvbridge import nothing_like_this", tmp_path)
     assert "ModuleNotFoundError" in ran.stderr
     assert "one: mvb_thing" in ran.stderr
+    probe = run_python("import mvbridge\nprint(hasattr(mvbridge, 'nothing_like_this'))", tmp_path)
+    assert probe.stdout.strip() == "False", probe.stderr
+
+
+def test_console_script_and_python_agree_on_the_env(tmp_path, wheels):
+    script = shutil.which("mvbridge")
+    if script is None:
+        pytest.skip("the mvbridge console script is not on PATH")
+    write_config(tmp_path, f'[envs.one]\nrequirements = ["{wheels["thing1"]}"]\n')
+    done = subprocess.run([script, "sync", "--no-stubs"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    ran = run_python("from mvbridge import mvb_thing\nprint(mvb_thing.version())", tmp_path)
+    assert ran.stdout.strip() == "thing 1", ran.stderr
+    assert "creating" not in ran.stderr  # the env synced by the script is the one imports use
 
 
 def test_name_clashing_with_mvbridge_is_reported_at_sync(tmp_path, wheels):
@@ -186,6 +201,14 @@ def test_locked_sync_installs_exactly_the_locked_versions(tmp_path):
     record = read_record(tmp_path / ".mvbridge" / "envs" / "pinned")
     assert record.distributions["six"] == "1.15.0"
     assert lock.read_text().count('six = "1.15.0"') == 1  # --locked never rewrites the lock
+    # An import afterwards uses the locked env as it is: no rebuild without the pins.
+    ran = run_python("import mvbridge\nprint(mvbridge.env('pinned').import_module('six').__version__)", tmp_path)
+    assert ran.stdout.strip() == "1.15.0", ran.stderr
+    assert "creating" not in ran.stderr
+    # The lock names local paths relative to the project: it holds where the project moves.
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    shutil.copytree(tmp_path, moved, ignore=shutil.ignore_patterns(".mvbridge"))
+    assert run_cli(["sync", "--locked", "--no-stubs"], moved).returncode == 0
     write_config(tmp_path, '[envs.pinned]\nrequirements = ["six", "PyYAML"]\n')
     changed = run_cli(["sync", "--locked", "--no-stubs"], tmp_path)
     assert changed.returncode == 1

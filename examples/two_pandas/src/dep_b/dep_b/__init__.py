@@ -1,5 +1,7 @@
 """A library pinned to pandas 2.0: it relies on the 2.0 behaviour and has no case_when."""
 
+from __future__ import annotations
+
 import pandas as pd
 
 
