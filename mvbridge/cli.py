@@ -1,7 +1,7 @@
 """The ``mvbridge`` command: sync, envs, remove, demo.
 
-Exit codes: 0 success; 1 an mvbridge error (one line on stderr saying what and what to do);
-2 bad usage.
+Exit codes: 0 success; 1 an mvbridge error (its message on stderr says what happened and what
+to do; a failed install adds the installer's own output); 2 bad usage.
 """
 
 from __future__ import annotations
@@ -225,12 +225,16 @@ def _envs(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from .bridge.envs import remove_env
+    from .bridge.envs import BUILD_TIMEOUT, remove_env
     from .bridge.importer import env_location
+    from .bridge.locks import file_lock
 
     config = _config()
     _chosen(config, [args.env])
-    if remove_env(env_location(config, args.env)):
+    location = env_location(config, args.env)
+    with file_lock(location.with_name(location.name + ".lock"), BUILD_TIMEOUT, "building it"):
+        removed = remove_env(location)
+    if removed:
         _progress(f"env {args.env!r} removed; `mvbridge sync` builds it again")
     else:
         _progress(f"env {args.env!r} was not built; nothing to remove")

@@ -32,7 +32,8 @@ else:  # pragma: no cover - Python 3.10
 CONFIG_NAME = "mvbridge.toml"
 ENV_KEYS = {"requirements", "python", "modules", "address", "call_timeout"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
     at = f"{where}: env {name!r}"
     if not _NAME.match(name):
         raise ConfigError(
-            f"{at}: names use letters, digits, '_', '-' and '.', and start with a letter"
+            f"{at}: names use letters, digits, '_', '-' and '.', and start with a letter or '_'"
         )
     if not isinstance(table, dict):
         raise ConfigError(f"{at}: must be a table ([envs.{name}]) with a 'requirements' list")
@@ -150,19 +151,21 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
         raise ConfigError(
             f"{at}: 'requirements' must be a list of strings, e.g. [\"pandas==2.2.0\"]"
         )
-    if not requirements and "address" not in table:
-        raise ConfigError(f"{at}: give 'requirements' (a list of pip requirements) or 'address'")
-    python = table.get("python")
-    if python is not None and (not isinstance(python, str) or not python.strip()):
+    if bool(requirements) == ("address" in table):
         raise ConfigError(
-            f"{at}: 'python' must be a version such as \"3.9\" or an interpreter path"
+            f"{at}: give either 'requirements' (a list of pip requirements, for an env mvbridge "
+            "builds) or 'address' (a running service), not both or neither"
         )
+    python = _python(at, root, table.get("python"))
     modules = table.get("modules")
     if modules is not None:
         if not isinstance(modules, list) or not all(
             isinstance(m, str) and _IDENTIFIER.match(m) for m in modules
         ):
-            raise ConfigError(f"{at}: 'modules' must be a list of import names, e.g. [\"dep_a\"]")
+            raise ConfigError(
+                f"{at}: 'modules' must be a list of top-level import names, e.g. [\"dep_a\"] "
+                "(submodules come with them: import mvbridge.dep_a.sub)"
+            )
         modules = tuple(modules)
     address = table.get("address")
     if address is not None and (not isinstance(address, str) or "://" not in address):
@@ -179,6 +182,30 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
         modules=modules,
         address=address,
         call_timeout=float(timeout) if timeout is not None else None,
+    )
+
+
+def _python(at: str, root: Path, python: Any) -> str | None:
+    """The ``python`` key: None, a version "X.Y" (3.8 or newer), or a path made absolute."""
+    if python is None:
+        return None
+    if not isinstance(python, str) or not python.strip():
+        raise ConfigError(
+            f"{at}: 'python' must be a version such as \"3.9\" or an interpreter path"
+        )
+    python = python.strip()
+    match = _VERSION.match(python)
+    if match:
+        if (int(match.group(1)), int(match.group(2))) < (3, 8):
+            raise ConfigError(
+                f"{at}: python = {python!r}: mvbridge workers need Python 3.8 or newer"
+            )
+        return python
+    if "/" in python or "\\" in python or python.startswith(("~", ".")):
+        return str((root / Path(python).expanduser()).resolve())
+    raise ConfigError(
+        f'{at}: python = {python!r} is neither a version like "3.9" (major.minor only) nor an '
+        "interpreter path"
     )
 
 

@@ -429,9 +429,16 @@ def env(name: str) -> Env:
     declared = configured_env(name)
     if declared is not None:
         return declared
+    from .importer import current_config
+
+    config = current_config()
     with _registry_lock:
-        known = ", ".join(sorted(_registry)) or "none"
-    raise ConfigError(f"no env named {name!r} (envs created in this process: {known})")
+        known = sorted(set(_registry) | set(config.envs if config else ()))
+    where = f"declared in {config.path} or " if config else ""
+    raise ConfigError(
+        f"no env named {name!r} {where}created in this process; known envs: "
+        f"{', '.join(known) or 'none'}"
+    )
 
 
 def _stderr_progress(message: str) -> None:

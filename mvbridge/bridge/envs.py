@@ -228,6 +228,12 @@ def choose_installer(preferred: str | None = None) -> Installer:
     """
     preferred = preferred or os.environ.get("MVBRIDGE_INSTALLER") or None
     installers: list[Installer] = [UvInstaller(), PipInstaller()]
+    if preferred and preferred not in {i.name for i in installers}:
+        raise EnvBuildError(
+            f"unknown installer {preferred!r} (from MVBRIDGE_INSTALLER or --installer); "
+            "use 'uv' or 'pip'",
+            env=None,
+        )
     reasons = []
     for installer in installers:
         if preferred and installer.name != preferred:

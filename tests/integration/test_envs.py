@@ -162,7 +162,9 @@ def test_console_script_and_python_agree_on_the_env(tmp_path, wheels):
     if script is None:
         pytest.skip("the mvbridge console script is not on PATH")
     write_config(tmp_path, f'[envs.one]\nrequirements = ["{wheels["thing1"]}"]\n')
-    done = subprocess.run([script, "sync", "--no-stubs"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [script, "sync", "--no-stubs"], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr
     ran = run_python("from mvbridge import mvb_thing\nprint(mvb_thing.version())", tmp_path)
     assert ran.stdout.strip() == "thing 1", ran.stderr
@@ -202,7 +204,9 @@ def test_locked_sync_installs_exactly_the_locked_versions(tmp_path):
     assert record.distributions["six"] == "1.15.0"
     assert lock.read_text().count('six = "1.15.0"') == 1  # --locked never rewrites the lock
     # An import afterwards uses the locked env as it is: no rebuild without the pins.
-    ran = run_python("import mvbridge\nprint(mvbridge.env('pinned').import_module('six').__version__)", tmp_path)
+    ran = run_python(
+        "import mvbridge\nprint(mvbridge.env('pinned').import_module('six').__version__)", tmp_path
+    )
     assert ran.stdout.strip() == "1.15.0", ran.stderr
     assert "creating" not in ran.stderr
     # The lock names local paths relative to the project: it holds where the project moves.

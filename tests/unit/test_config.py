@@ -45,6 +45,15 @@ def test_pyproject_without_the_table_is_skipped(tmp_path):
     assert found is None or found.parent != tmp_path
 
 
+def test_relative_python_path_is_relative_to_the_config(tmp_path, monkeypatch):
+    write(
+        tmp_path / "mvbridge.toml", '[envs.a]\nrequirements = ["six"]\npython = "./py/bin/python"\n'
+    )
+    monkeypatch.chdir(tmp_path.parent)
+    config = load_config(tmp_path / "mvbridge.toml")
+    assert config.envs["a"].python == str((tmp_path / "py" / "bin" / "python").resolve())
+
+
 def test_env_variable_names_the_file(tmp_path, monkeypatch):
     path = write(tmp_path / "elsewhere.toml", '[envs.c]\nrequirements = ["six"]\n')
     monkeypatch.setenv("MVBRIDGE_CONFIG", str(path))
@@ -60,7 +69,7 @@ def test_env_variable_names_the_file(tmp_path, monkeypatch):
         ("[envs.a\n", "not valid TOML"),
         ("[other]\n", "unknown key"),
         ('[envs.a]\nrequirements = "six"\n', "'requirements' must be a list of strings"),
-        ("[envs.a]\n", "give 'requirements'"),
+        ("[envs.a]\n", "give either 'requirements'"),
         (
             '[envs.a]\nrequirements = ["six"]\npyhton = "3.9"\n',
             r"unknown key\(s\) \['pyhton'\]; valid keys",
@@ -68,14 +77,18 @@ def test_env_variable_names_the_file(tmp_path, monkeypatch):
         ('[envs.a]\nrequirements = ["six"]\npython = 3.9\n', "'python' must be a version"),
         (
             '[envs.a]\nrequirements = ["six"]\nmodules = ["not-an-identifier"]\n',
-            "'modules' must be a list of import names",
+            "'modules' must be a list of top-level import names",
         ),
-        ('[envs.a]\nrequirements = ["six"]\naddress = "localhost"\n', "'address' must look like"),
+        ('[envs.a]\naddress = "localhost"\n', "'address' must look like"),
         (
             '[envs.a]\nrequirements = ["six"]\ncall_timeout = -1\n',
             "'call_timeout' must be a positive",
         ),
         ('[envs."bad name"]\nrequirements = ["six"]\n', "names use letters"),
+        ('[envs.a]\nrequirements = ["six"]\npython = "3.7"\n', "need Python 3.8 or newer"),
+        ('[envs.a]\nrequirements = ["six"]\npython = "3.9.18"\n', "major.minor only"),
+        ('[envs.a]\nrequirements = ["six"]\nmodules = ["a.b"]\n', "top-level import names"),
+        ('[envs.a]\nrequirements = ["six"]\naddress = "tcp://127.0.0.1:5555"\n', "not both"),
     ],
 )
 def test_invalid_config_names_file_env_and_key(tmp_path, text, message):
