@@ -335,4 +335,18 @@ class Channel:
         self.socket.send_multipart(frames, copy=len(frames) <= 2)
 
     def receive(self) -> list[Any]:
-        return self.socket.recv_multipart(copy=False)
+        return receive_message(self.socket)
+
+
+def receive_message(socket: zmq.Socket, flags: int = 0) -> list[Any]:
+    """One multipart message: header and body copied (small, and copying is cheaper than
+    wrapping), buffer frames (2..n) kept as zero-copy ``zmq.Frame`` objects."""
+    frames: list[Any] = [socket.recv(flags)]
+    # getsockopt, not the ``socket.rcvmore`` attribute: pyzmq's attribute options import zmq
+    # lazily, and in a worker our zmq is no longer in sys.modules (see workers/boot.py).
+    while socket.getsockopt(_RCVMORE):
+        frames.append(socket.recv(copy=len(frames) < 2))
+    return frames
+
+
+_RCVMORE = zmq.RCVMORE

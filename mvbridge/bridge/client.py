@@ -28,7 +28,7 @@ from ..errors import (
     WorkerDiedError,
     WorkerStartError,
 )
-from ..peer import Channel, Session
+from ..peer import Channel, Session, receive_message
 from .proxy import RemoteModule
 from .supervisor import WorkerProcess, describe_exit
 
@@ -114,7 +114,6 @@ class HostChannel(Channel):
         session = self.session
         assert isinstance(session, HostSession)
         while True:
-            wait = POLL_MS
             if self.deadline is not None:
                 left = self.deadline - time.monotonic()
                 if left <= 0:
@@ -123,10 +122,13 @@ class HostChannel(Channel):
                         f"a call to env {session.env_name!r} passed its deadline; the worker "
                         "may still be running it (its reply will be discarded)"
                     )
-                wait = max(1, min(wait, int(left * 1000) + 1))
+                socket.setsockopt(zmq.RCVTIMEO, max(1, min(POLL_MS, int(left * 1000) + 1)))
             try:
-                if socket.poll(wait):
-                    return socket.recv_multipart(copy=False)
+                # A blocking receive with RCVTIMEO (set when the channel opened): one call on
+                # the fast path; every POLL_MS without a message, look at the worker's health.
+                return receive_message(socket)
+            except zmq.Again:
+                pass
             except zmq.ZMQError as exc:
                 self.broken = True
                 if session.death is not None:
@@ -255,6 +257,7 @@ class HostSession(Session):
             self._drop_channel(channel)
         cid, endpoint = self.control(P.OPEN)
         socket = context().socket(zmq.DEALER)
+        socket.setsockopt(zmq.RCVTIMEO, POLL_MS)
         socket.connect(endpoint)
         channel = HostChannel(self, socket, cid)
         self._local.channel = channel

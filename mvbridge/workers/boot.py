@@ -5,6 +5,11 @@ The host copies this file to the root of a runtime directory laid out as ``code/
 worker modules) and ``site/`` (msgpack, pyzmq, cloudpickle) and runs it as a script. Once our
 modules are loaded, the runtime leaves ``sys.path`` and its three packages leave
 ``sys.modules``: user code then imports the env's own versions, if the env has them.
+
+So worker code must avoid pyzmq paths that import zmq lazily: attribute-style socket options
+(``socket.rcvmore``; use ``getsockopt``), and the ``zmq.Again``/``ContextTerminated``
+constructors (no RCVTIMEO or NOBLOCK receives; poll first). The zero-copy garbage collector is
+imported once below, while it still can be.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import zmq
 from .. import dists
 from .. import protocol as P
 from ..errors import MVBridgeError, ProtocolError
-from ..peer import Channel, Session
+from ..peer import Channel, Session, receive_message
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class WorkerChannel(Channel):
                 if self.depth:
                     raise _Stopped()
                 return None
-        return socket.recv_multipart(copy=False)
+        return receive_message(socket)
 
 
 class Server:
