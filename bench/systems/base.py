@@ -1,0 +1,88 @@
+"""The interface every benchmarked system implements, and how it says it cannot do a measure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+Call = Callable[[], Any]
+
+SMALL_ARGS: tuple[Any, ...] = (1, "abc", {"k": [1, 2, 3]})
+
+
+class NotAvailable(Exception):
+    """Raised by a measure the system cannot do; the message says why (shown as n/a)."""
+
+
+class System:
+    """One way of calling code in another process, driven by the benchmark.
+
+    A measure method returns a zero-argument callable that performs one operation (the harness
+    times it), or raises :class:`NotAvailable`. ``start()`` brings up the long-running worker
+    used by every measure but the cold starts; ``stop()`` ends it and must be safe to call twice.
+    """
+
+    key: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    notes: ClassVar[str] = ""
+
+    def cannot_run(self) -> str | None:
+        """Why this system cannot run here (e.g. not installed), or None."""
+        return None
+
+    def start(self) -> None:
+        """Start the long-running worker."""
+
+    def stop(self) -> None:
+        """Stop every process and socket this system started."""
+
+    def noop(self) -> Call:
+        """One no-op call."""
+        raise NotAvailable("not implemented")
+
+    def small_args(self) -> Call:
+        """One call of ``f(1, "abc", {"k": [1, 2, 3]})`` that returns its arguments."""
+        raise NotAvailable("not implemented")
+
+    def echo_bytes(self, payload: bytes) -> Call:
+        """One call that sends ``payload`` and gets it back."""
+        raise NotAvailable("not implemented")
+
+    def echo_array(self, array: Any) -> Call:
+        """One call that sends a numpy array and gets an equal array back."""
+        raise NotAvailable("not implemented")
+
+    def method_call(self) -> Call:
+        """One ``obj.m(x)`` on an object that lives in the worker."""
+        raise NotAvailable("not implemented")
+
+    def thread_caller(self) -> Call:
+        """A no-op caller for the calling host thread (called once in each thread)."""
+        raise NotAvailable("not implemented")
+
+    def close_thread_caller(self, caller: Call) -> None:
+        """Release what :meth:`thread_caller` made (called in the same thread)."""
+
+    def generator(self, n: int) -> Iterable[Any]:
+        """An iterable over a generator of ``n`` items that runs in the worker."""
+        raise NotAvailable("not implemented")
+
+    def next_per_item(self, n: int) -> Call:
+        """A call that fetches the next item of a remote generator with one round trip."""
+        raise NotAvailable("measured only as the reference for mvbridge's batching target")
+
+    def cold_start(self, numpy: bool) -> float:
+        """Seconds from spawning a fresh worker to its first call returned (worker then stopped).
+
+        Args:
+            numpy: the worker imports numpy before it answers.
+        """
+        raise NotAvailable("not implemented")
+
+    def import_time(self) -> float:
+        """Seconds to import the host library in a fresh interpreter."""
+        raise NotAvailable("measured for mvbridge only")
+
+    def demo_sync(self) -> Any:
+        """The ``mvbridge sync`` timer of the demo (``mvbridge_sync.DemoSync``)."""
+        raise NotAvailable("measured for mvbridge only")

@@ -1,0 +1,115 @@
+"""``mvbridge sync`` of the two-pandas demo, and the same envs made with uv by hand.
+
+The demo (``examples/two_pandas``) is copied to ``bench/.venv-cache/demo`` without its built
+envs and lock. A cold sync starts from no envs and no lock, with uv's download cache warm (a
+first, untimed sync and build by hand warm it); the baseline runs ``uv venv`` and
+``uv pip install`` of each env's requirements, as a user would without mvbridge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import envs
+from .base import NotAvailable
+
+DEMO_SOURCE = envs.REPO_DIR / "examples" / "two_pandas"
+DEMO_DIR = envs.CACHE_DIR / "demo" / "two_pandas"
+BY_HAND_DIR = envs.CACHE_DIR / "demo" / "by-hand"
+SYNC_TIMEOUT = 600.0
+
+
+def _uv() -> str:
+    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    if not Path(found).exists():
+        raise NotAvailable("uv is not installed in the bench venv")
+    return found
+
+
+def _run(command: list[str], environ: dict[str, str] | None = None) -> float:
+    """Seconds ``command`` took in the demo folder.
+
+    Raises:
+        RuntimeError: it failed (with the end of its output).
+    """
+    started = time.perf_counter()
+    done = subprocess.run(
+        command,
+        cwd=DEMO_DIR,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=SYNC_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip()[-800:]
+        raise RuntimeError(f"{' '.join(command[:4])} ... exited with {done.returncode}: {tail}")
+    return elapsed
+
+
+class DemoSync:
+    """Times ``mvbridge sync`` on a private copy of the demo."""
+
+    def __init__(self) -> None:
+        if not (DEMO_SOURCE / "mvbridge.toml").is_file():
+            raise NotAvailable(f"the demo is missing ({DEMO_SOURCE})")
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        shutil.copytree(
+            DEMO_SOURCE, DEMO_DIR, ignore=shutil.ignore_patterns(".mvbridge", "mvbridge.lock")
+        )
+        self.uv = _uv()
+        self.environ = {
+            **os.environ,
+            "MVBRIDGE_CONFIG": str(DEMO_DIR / "mvbridge.toml"),
+            "MVBRIDGE_INSTALLER": "uv",
+        }
+        self.warm = False
+
+    def requirements(self) -> dict[str, list[str]]:
+        """Each env's requirements, as the demo's mvbridge.toml lists them."""
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        config = tomllib.loads((DEMO_DIR / "mvbridge.toml").read_text())
+        return {name: list(table["requirements"]) for name, table in config["envs"].items()}
+
+    def sync(self) -> float:
+        """Seconds for ``python -m mvbridge sync`` (a fresh interpreter, as users run it)."""
+        return _run([sys.executable, "-m", "mvbridge", "sync"], self.environ)
+
+    def cold_sync(self) -> float:
+        """Seconds for a sync with no envs and no lock."""
+        shutil.rmtree(DEMO_DIR / ".mvbridge", ignore_errors=True)
+        (DEMO_DIR / "mvbridge.lock").unlink(missing_ok=True)
+        return self.sync()
+
+    def by_hand(self) -> float:
+        """Seconds for ``uv venv`` + ``uv pip install`` of every env's requirements."""
+        shutil.rmtree(BY_HAND_DIR, ignore_errors=True)
+        total = 0.0
+        for name, requirements in self.requirements().items():
+            venv = BY_HAND_DIR / name
+            total += _run([self.uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
+            python = str(venv / "bin" / "python")
+            total += _run([self.uv, "pip", "install", "--quiet", "--python", python, *requirements])
+        return total
+
+    def warm_up(self) -> None:
+        """One untimed cold sync and build by hand: uv's cache then holds every wheel."""
+        if not self.warm:
+            self.cold_sync()
+            self.by_hand()
+            self.warm = True
+
+    def cleanup(self) -> None:
+        """Remove the built envs (the copy of the demo stays, small)."""
+        shutil.rmtree(DEMO_DIR / ".mvbridge", ignore_errors=True)
+        shutil.rmtree(BY_HAND_DIR, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""Shared start-up for the benchmark's worker scripts: argv, numpy, readiness, parent watchdog."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Common worker options: ``--address``, ``--numpy``, ``--parent-pid`` and extras."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--address", default="")
+    parser.add_argument("--numpy", action="store_true", help="import numpy before serving")
+    parser.add_argument("--zero-copy", action="store_true")
+    parser.add_argument("--fds", default="", help="comma-separated inherited pipe fds")
+    parser.add_argument("--shm", default="", help="comma-separated shared memory names")
+    parser.add_argument("--parent-pid", type=int, default=os.getppid())
+    args = parser.parse_args(argv)
+    if args.numpy:
+        import numpy  # noqa: F401
+    watch_parent(args.parent_pid)
+    return args
+
+
+def watch_parent(parent_pid: int) -> None:
+    """Exit this worker when the benchmark process that started it is gone (no orphans)."""
+
+    def run() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=run, name="parent-watch", daemon=True).start()
+
+
+def ready(text: str = "ready") -> None:
+    """Tell the host this worker accepts calls (the host waits for this line)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
