@@ -26,9 +26,9 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any, Callable
 
-import cloudpickle
 import msgpack
 
+from . import hidden
 from .errors import SerializationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -401,7 +401,7 @@ def _code_by_value(pickler: Any, obj: Any) -> Any:
     if isinstance(obj, types.FunctionType):
         reduce = getattr(pickler, "_dynamic_function_reduce", None)
         return reduce(obj) if reduce is not None else None
-    reduce_class = getattr(cloudpickle.cloudpickle, "_dynamic_class_reduce", None)
+    reduce_class = getattr(hidden.cloudpickle().cloudpickle, "_dynamic_class_reduce", None)
     return reduce_class(obj) if reduce_class is not None else None
 
 
@@ -553,11 +553,12 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def _buffer(frame: Any) -> Any:
-    return frame.buffer if hasattr(frame, "buffer") else frame
+    return frame if type(frame) is bytes else frame.buffer
 
 
 def _frame_bytes(frame: Any) -> bytes:
-    return frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+    # Not hasattr(frame, "bytes"): that property makes a copy just to answer.
+    return frame if type(frame) is bytes else frame.bytes
 
 
 def _type_name(obj: Any) -> str:

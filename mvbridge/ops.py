@@ -6,7 +6,6 @@ Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle 
 from __future__ import annotations
 
 import importlib
-import inspect
 import operator
 import sys
 import types
@@ -189,6 +188,8 @@ def module_listing(module: types.ModuleType) -> dict[str, Any]:
 
 def describe(obj: Any) -> dict[str, Any]:
     """Name, docstring and signature of ``obj`` for the peer's ``help()`` and ``inspect``."""
+    import inspect  # here, not at the top: inspect is a noticeable part of a worker's start-up
+
     result: dict[str, Any] = {
         "name": getattr(obj, "__name__", None),
         "qualname": getattr(obj, "__qualname__", None),
@@ -205,6 +206,8 @@ def describe(obj: Any) -> dict[str, Any]:
 
 
 def _signature(obj: Any) -> list[Any] | None:
+    import inspect
+
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
@@ -225,6 +228,8 @@ def _signature(obj: Any) -> list[Any] | None:
 
 
 def _annotation(annotation: Any) -> str | None:
+    import inspect
+
     if annotation is inspect.Parameter.empty or annotation is inspect.Signature.empty:
         return None
     if isinstance(annotation, str):
@@ -237,6 +242,8 @@ def _annotation(annotation: Any) -> str | None:
 def stub_listing(module_name: str) -> list[Any]:
     """What a type stub of a module needs: ``[name, kind, parameters, doc, methods]`` per public
     attribute (kind: function, class, module or value; methods of classes likewise)."""
+    import inspect
+
     module = importlib.import_module(module_name)
     names = getattr(module, "__all__", None)
     if not isinstance(names, (list, tuple)):

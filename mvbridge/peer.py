@@ -17,10 +17,9 @@ import traceback
 import weakref
 from typing import Any, Callable
 
-import cloudpickle
 import zmq
 
-from . import dists, ops
+from . import dists, hidden, ops
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
 from .errors import MVBridgeError, ProtocolError, RemoteError
@@ -222,7 +221,7 @@ class Session:
 
     def pickler_class(self, code: bool) -> type:
         """cloudpickle between equal Python versions; plain pickle (no bytecode) otherwise."""
-        return cloudpickle.Pickler if self.same_python else pickle.Pickler
+        return hidden.cloudpickle().Pickler if self.same_python else pickle.Pickler
 
     # -- errors -------------------------------------------------------------------------------
     def rebuild_exception(self, payload: list[Any]) -> BaseException:

@@ -11,7 +11,6 @@ Finalisers only queue the release; the session sends it with a later message.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Iterator
 
 from . import protocol as P
@@ -19,6 +18,8 @@ from .errors import SerializationError
 from .ops import SPECIAL
 
 if TYPE_CHECKING:  # pragma: no cover
+    import inspect
+
     from .peer import Session
 
 
@@ -300,6 +301,8 @@ class _Repr:
 
 def signature_from_description(desc: Any) -> inspect.Signature | None:
     """Rebuild an ``inspect.Signature`` from ``ops.describe``'s parameter list."""
+    import inspect
+
     if desc is None:
         return None
     params, return_annotation = desc

@@ -15,10 +15,9 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-import cloudpickle
 import zmq
 
-from .. import dists
+from .. import dists, hidden
 from .. import protocol as P
 from ..errors import (
     CallTimeoutError,
@@ -166,6 +165,9 @@ class HostSession(Session):
         self.death: str | None = None
         self.shut_down = False  # stopped on purpose (env.shutdown), not died
         self.control_socket = context().socket(zmq.DEALER)
+        # The worker binds after we connect; ZeroMQ retries a failed connect only after
+        # RECONNECT_IVL (100 ms by default), which was most of a cold start.
+        self.control_socket.setsockopt(zmq.RECONNECT_IVL, 2)
         self.control_socket.connect(control_endpoint)
         self.facts = self._hello(start_timeout)
         super().__init__(self.facts["python_minor"])
@@ -175,7 +177,7 @@ class HostSession(Session):
         payload = {
             "protocol": P.PROTOCOL_VERSION,
             "python_minor": dists.PYTHON_VERSION,
-            "cloudpickle": cloudpickle.__version__,
+            "cloudpickle": hidden.cloudpickle_version(),
             "pid": os.getpid(),
         }
         try:

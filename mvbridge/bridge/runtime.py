@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +38,7 @@ WORKER_MODULES = [
     "remote.py",
     "ops.py",
     "peer.py",
+    "hidden.py",
     "workers/__init__.py",
     "workers/__main__.py",
     "workers/server.py",
@@ -82,11 +83,56 @@ class InterpreterFacts:
 
 @cache
 def interpreter_facts(python: str) -> InterpreterFacts:
-    """Run ``python`` once to learn its version and platform.
+    """Run ``python`` once to learn its version and platform (remembered on disk).
 
     Raises:
         WorkerStartError: the interpreter does not exist, does not run, or is too old.
     """
+    key = _facts_key(python)
+    known = _read_facts_cache().get(key) if key else None
+    if known is not None:
+        return InterpreterFacts(**{**known, "version": tuple(known["version"])})
+    facts = _probe(python)
+    if key:
+        _write_facts_cache(key, facts)
+    return facts
+
+
+def _facts_key(python: str) -> str | None:
+    """Identifies an interpreter as it is now: its path, its real file, that file's stat."""
+    try:
+        real = os.path.realpath(python)
+        stat = os.stat(real)
+    except OSError:
+        return None
+    return f"{os.path.abspath(python)}|{real}|{stat.st_mtime_ns}|{stat.st_size}"
+
+
+def _facts_cache_path() -> Path:
+    return cache_dir() / "interpreters.json"
+
+
+def _read_facts_cache() -> dict[str, dict]:
+    try:
+        return json.loads(_facts_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_facts_cache(key: str, facts: InterpreterFacts) -> None:
+    entries = _read_facts_cache()
+    entries[key] = asdict(facts)
+    path = _facts_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entries))
+        os.replace(tmp, path)  # readers never see half a file; a lost update costs one probe
+    except OSError:
+        pass
+
+
+def _probe(python: str) -> InterpreterFacts:
     try:
         done = subprocess.run(
             [python, "-c", _FACTS_SCRIPT],

@@ -12,4 +12,4 @@ import sys
 from .server import finish, run
 
 if __name__ == "__main__":
-    finish(run(sys.argv[1:], {}))
+    finish(run(sys.argv[1:]))

@@ -5,6 +5,7 @@ The host copies this file to the root of a runtime directory laid out as ``code/
 worker modules) and ``site/`` (msgpack, pyzmq, cloudpickle) and runs it as a script. Once our
 modules are loaded, the runtime leaves ``sys.path`` and its three packages leave
 ``sys.modules``: user code then imports the env's own versions, if the env has them.
+cloudpickle is imported later, on first use, by ``mvbridge.hidden`` (most calls never need it).
 
 So worker code must avoid pyzmq paths that import zmq lazily: attribute-style socket options
 (``socket.rcvmore``; use ``getsockopt``), and the ``zmq.Again``/``ContextTerminated``
@@ -22,22 +23,21 @@ def _boot() -> None:
     root = os.path.dirname(os.path.abspath(__file__))
     ours = [os.path.join(root, "code"), os.path.join(root, "site")]
     sys.path[:] = ours + [p for p in sys.path if os.path.abspath(p or ".") != root]
-    import cloudpickle  # noqa: F401
     import msgpack  # noqa: F401
     import zmq
 
     # pyzmq imports its garbage collector on the first zero-copy frame; do it while it can.
     zmq.Frame(bytearray(1 << 17), copy=False)
 
+    from mvbridge import hidden
     from mvbridge.workers import server
 
-    hidden = {}
+    hidden.RUNTIME_SITE = ours[1]  # cloudpickle is imported from there on first use
     for name in list(sys.modules):
-        if name.partition(".")[0] in ("cloudpickle", "msgpack", "zmq"):
-            hidden[name] = sys.modules.pop(name)
+        if name.partition(".")[0] in ("msgpack", "zmq"):
+            del sys.modules[name]
     sys.path[:] = [p for p in sys.path if p not in ours]
-    sys.argv = [sys.argv[0], *sys.argv[1:]]
-    server.finish(server.run(sys.argv[1:], hidden))
+    server.finish(server.run(sys.argv[1:]))
 
 
 _boot()

@@ -12,16 +12,14 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import platform
 import sys
 import threading
 from typing import Any, Callable
 
-import cloudpickle
 import msgpack
 import zmq
 
-from .. import dists
+from .. import dists, hidden
 from .. import protocol as P
 from ..errors import MVBridgeError, ProtocolError
 from ..peer import Channel, Session, receive_message
@@ -116,9 +114,9 @@ class Server:
     def facts(self) -> dict[str, Any]:
         return {
             "protocol": P.PROTOCOL_VERSION,
-            "python": platform.python_version(),
+            "python": "%d.%d.%d" % sys.version_info[:3],
             "python_minor": dists.PYTHON_VERSION,
-            "implementation": platform.python_implementation(),
+            "implementation": sys.implementation.name,
             "executable": sys.executable,
             "prefix": sys.prefix,
             "pid": os.getpid(),
@@ -126,7 +124,7 @@ class Server:
                 "msgpack": ".".join(map(str, msgpack.version)),
                 "pyzmq": zmq.__version__,
                 "libzmq": zmq.zmq_version(),
-                "cloudpickle": cloudpickle.__version__,
+                "cloudpickle": hidden.cloudpickle_version(),
             },
         }
 
@@ -186,10 +184,11 @@ class Server:
                 % (protocol, P.PROTOCOL_VERSION)
             )
         wanted = payload.get("cloudpickle")
-        if wanted and wanted != cloudpickle.__version__:
+        have = hidden.cloudpickle_version()
+        if wanted and wanted != have:
             return P.FAIL, (
                 "cloudpickle mismatch: the host has %s, this worker's runtime has %s"
-                % (wanted, cloudpickle.__version__)
+                % (wanted, have)
             )
         self.end_session(identity)
         self.sessions[identity] = WorkerSession(identity, payload["python_minor"], self.find_class)
@@ -231,8 +230,11 @@ class Server:
         self.control.close(linger=0)
 
 
-def watch_parent(fd: int | None, parent_pid: int | None) -> None:
-    """Exit the process when the host dies: its pipe reaches EOF or our parent changes."""
+def watch_parent(fd: int | None, parent_pid: int | None, leftovers: str | None = None) -> None:
+    """Exit the process when the host dies: its pipe reaches EOF or our parent changes.
+
+    A host killed outright cannot remove its socket folder; ``leftovers`` names it for us.
+    """
     import select
 
     def run() -> None:
@@ -245,44 +247,57 @@ def watch_parent(fd: int | None, parent_pid: int | None) -> None:
                 threading.Event().wait(1.0)
             if parent_pid is not None and os.getppid() != parent_pid:
                 break
+        if leftovers:
+            import shutil
+
+            shutil.rmtree(leftovers, ignore_errors=True)
         os._exit(0)
 
     threading.Thread(target=run, name="mvbridge-parent-watch", daemon=True).start()
 
 
-def run(argv: list[str], hidden: dict[str, Any]) -> int:
-    """Parse ``argv``, serve until told to stop, return the exit code."""
-    import argparse
+def _private_socket_dir(endpoint: str) -> str | None:
+    """The host's private ipc folder (``.../mvb-XXXX``) of ``endpoint``, if it is one."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    folder = os.path.dirname(endpoint[len("ipc://") :])
+    return folder if os.path.basename(folder).startswith("mvb-") else None
 
-    parser = argparse.ArgumentParser(prog="python -m mvbridge.workers")
-    parser.add_argument("--control", required=True)
-    parser.add_argument("--channels", required=True, help="endpoint prefix for channels")
-    parser.add_argument("--protocol", type=int, default=P.PROTOCOL_VERSION)
-    parser.add_argument("--watch-fd", type=int)
-    parser.add_argument("--parent-pid", type=int)
-    args = parser.parse_args(argv)
-    if args.protocol != P.PROTOCOL_VERSION:
+
+def run(argv: list[str]) -> int:
+    """Parse ``argv``, serve until told to stop, return the exit code."""
+    args = _parse(argv)
+    if args.get("protocol", str(P.PROTOCOL_VERSION)) != str(P.PROTOCOL_VERSION):
         sys.stderr.write(
-            "mvbridge worker refused to start: the host speaks protocol %d, this runtime "
-            "speaks %d\n" % (args.protocol, P.PROTOCOL_VERSION)
+            "mvbridge worker refused to start: the host speaks protocol %s, this runtime "
+            "speaks %d\n" % (args["protocol"], P.PROTOCOL_VERSION)
         )
         return P.EXIT_REFUSED
-    if args.watch_fd is not None or args.parent_pid is not None:
-        watch_parent(args.watch_fd, args.parent_pid)
-
-    def find_class(module: str, name: str) -> Any:
-        # The host's pickles name cloudpickle's helpers; ours is hidden from sys.modules.
-        if module.partition(".")[0] != "cloudpickle":
-            return None
-        hidden_module = hidden.get(module)
-        return getattr(hidden_module, name) if hidden_module is not None else None
-
-    server = Server(args.control, args.channels, find_class if hidden else None)
+    watch_fd = int(args["watch-fd"]) if "watch-fd" in args else None
+    parent_pid = int(args["parent-pid"]) if "parent-pid" in args else None
+    if watch_fd is not None or parent_pid is not None:
+        watch_parent(watch_fd, parent_pid, _private_socket_dir(args["control"]))
+    server = Server(args["control"], args["channels"], hidden.find_class)
     try:
         server.serve()
     finally:
         server.close()
     return 0
+
+
+def _parse(argv: list[str]) -> dict[str, str]:
+    """``--name value`` pairs (argparse costs a worker's start-up more than it gives here)."""
+    usage = (
+        "usage: python -m mvbridge.workers --control ENDPOINT --channels PREFIX "
+        "[--protocol N] [--watch-fd FD] [--parent-pid PID]"
+    )
+    if len(argv) % 2 or not all(a.startswith("--") for a in argv[::2]):
+        raise SystemExit(usage)
+    args = {name[2:]: value for name, value in zip(argv[::2], argv[1::2])}
+    unknown = set(args) - {"control", "channels", "protocol", "watch-fd", "parent-pid"}
+    if unknown or "control" not in args or "channels" not in args:
+        raise SystemExit(usage)
+    return args
 
 
 def finish(code: int) -> None:

@@ -158,9 +158,9 @@ def test_interpreter_exit_stops_workers(py_v1):
 
 def test_host_killed_by_sigkill_leaves_no_worker(py_v1):
     script = f"""
-        import mvbridge, sys, time
+        import mvbridge, os, sys, time
         env = mvbridge.Env("orphan", interpreter={py_v1!r})
-        print(env.import_module("mvb_demo").pid(), flush=True)
+        print(env.import_module("mvb_demo").pid(), os.path.dirname(env.info.address[6:]), flush=True)
         time.sleep(600)
     """
     env = dict(os.environ)
@@ -173,11 +173,14 @@ def test_host_killed_by_sigkill_leaves_no_worker(py_v1):
     )
     try:
         line = host.stdout.readline()
-        worker_pid = int(line)
+        worker_pid, socket_dir = line.split()
+        worker_pid = int(worker_pid)
         assert _alive(worker_pid)
+        assert os.path.isdir(socket_dir)
         host.kill()
         host.wait(10)
         wait_until(lambda: not _alive(worker_pid), timeout=5)
+        assert not os.path.exists(socket_dir)  # the orphaned worker removed the host's sockets
     finally:
         host.kill()
         host.stdout.close()

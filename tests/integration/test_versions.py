@@ -73,3 +73,15 @@ def test_env_call_across_versions_refuses_closures_clearly(env_v2):
 
 
 import math  # noqa: E402 - a module global that _hypotenuse uses
+
+
+class _Shipped:
+    def __init__(self, value):
+        self.value = value
+
+
+def test_our_cloudpickle_stays_hidden_after_the_worker_uses_it(env_v1):
+    demo = env_v1.import_module("mvb_demo")
+    copy = demo.identity(mvbridge.by_value(_Shipped(3)))  # the worker unpickles and pickles code
+    assert copy.value == 3
+    assert demo.runtime_modules_seen()["cloudpickle"] is None
