@@ -7,6 +7,7 @@ to do; a failed install adds the installer's own output); 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -120,9 +121,8 @@ def _sync(args: argparse.Namespace) -> int:
     names = _chosen(config, args.envs)
     lock = read_lock(config.lock_path) or {}
     entries = {n: e for n, e in lock.items() if n in config.envs}
-    records = {}
-    changed = {}  # rebuilt envs, or envs whose stubs are missing: their stubs are (re)written
     started = time.monotonic()
+    todo = {}  # name -> pins (None: resolve afresh)
     for name in names:
         spec = config.envs[name]
         if spec.address:
@@ -141,26 +141,36 @@ def _sync(args: argparse.Namespace) -> int:
                     "written; run `mvbridge sync` to update the lock"
                 )
             pins = pins_of(entry)
+        todo[name] = pins
+
+    def sync_one(name: str):
+        """Build one env if needed; write its stubs when it changed or they are missing."""
         env = configured_env(name, config)
         assert env is not None
-        env.pins = pins
+        env.pins = todo[name]
         env.location = env_location(config, name)
         before = read_record(env.location)
         env.build(progress=_progress, installer=args.installer)
-        assert env.record is not None
-        records[name] = env.record
-        if env.record != before or not stubs_present(env.record):
-            changed[name] = env.record
-        entries[name] = lock_entry(env.record, requirements_hash(spec, config.root))
+        record = env.record
+        assert record is not None
+        if not args.no_stubs and (record != before or not stubs_present(record)):
+            where = write_stubs(config, {name: record}, _progress)
+            if where is not None:
+                _progress(f"env {name!r}: type stubs written to {where}")
+        return record
+
+    # Envs build side by side: installers wait on the network and the disk as much as the CPU.
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = {name: pool.submit(sync_one, name) for name in todo}
+        records = {name: future.result() for name, future in futures.items()}
+    for name, record in records.items():
+        entries[name] = lock_entry(record, requirements_hash(config.envs[name], config.root))
     problems = _module_problems(config, records, OWN_NAMES)
     for problem in problems:
         print(f"mvbridge: warning: {problem}", file=sys.stderr)
     if not args.locked:
         write_lock(config.lock_path, entries)
-    if not args.no_stubs and changed:
-        where = write_stubs(config, changed, _progress)
-        if where is not None:
-            _progress(f"type stubs written to {where}")
     _progress(f"synced {len(records)} env(s) in {time.monotonic() - started:.2f} s")
     return EXIT_ERROR if any("clashes" in p for p in problems) else EXIT_OK
 
