@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgpack
 
 from . import hidden
-from .errors import SerializationError
+from .errors import ProtocolError, SerializationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
@@ -413,8 +413,22 @@ class Decoder:
 
     @staticmethod
     def header(frames: list[Any]) -> list[Any]:
-        """``[kind, id, releases]`` of a message."""
-        return msgpack.unpackb(_buffer(frames[0]), raw=False, use_list=True)
+        """``[kind, id, releases]`` of a message.
+
+        Raises:
+            ProtocolError: the message is not one of ours (the caller drops it and goes on).
+        """
+        try:
+            kind, rid, releases = msgpack.unpackb(_buffer(frames[0]), raw=False, use_list=True)
+        except Exception as exc:
+            raise ProtocolError(
+                "malformed message header (%s: %s)" % (type(exc).__name__, exc)
+            ) from None
+        if type(kind) is not int or type(rid) is not int or len(frames) < 2:
+            raise ProtocolError("malformed message header %r" % ([kind, rid],))
+        if releases is not None and not isinstance(releases, list):
+            raise ProtocolError("malformed releases in a message header")
+        return [kind, rid, releases]
 
     def body(self, frames: list[Any]) -> Any:
         """The body of a message, its values rebuilt."""

@@ -11,6 +11,7 @@ callbacks), so replies never need routing between threads.
 from __future__ import annotations
 
 import collections
+import logging
 import pickle
 import threading
 import traceback
@@ -25,6 +26,8 @@ from .codec import Decoder, Encoder, is_code, lift_large
 from .errors import MVBridgeError, ProtocolError, RemoteError
 from .objects import ObjectTable
 from .remote import RemoteAttribute, RemoteCallable, RemoteObject, TypeInfo
+
+logger = logging.getLogger(__name__)
 
 _PROXY_TYPES = (RemoteObject,)
 
@@ -279,7 +282,11 @@ class Channel:
         decoder = self.decoder
         while True:
             frames = self.receive()
-            kind, mid, releases = decoder.header(frames)
+            try:
+                kind, mid, releases = decoder.header(frames)
+            except ProtocolError as exc:
+                logger.warning("dropped a message: %s", exc)  # not ours: the reply may still come
+                continue
             if releases:
                 self.session.table.release(releases)
             if kind == P.REQUEST:
@@ -295,7 +302,11 @@ class Channel:
 
     def serve_one(self, frames: list[Any]) -> None:
         """Handle a message that arrived while this side was not waiting for a reply."""
-        kind, mid, releases = self.decoder.header(frames)
+        try:
+            kind, mid, releases = self.decoder.header(frames)
+        except ProtocolError as exc:
+            logger.warning("dropped a message: %s", exc)
+            return
         if releases:
             self.session.table.release(releases)
         if kind == P.REQUEST:

@@ -79,8 +79,13 @@ class WorkerChannel(Channel):
             while not self.stopped.is_set():
                 frames = self.receive()
                 if frames is not None:
-                    self.serve_one(frames)
-        except _Stopped:
+                    try:
+                        self.serve_one(frames)
+                    except (_Stopped, zmq.ZMQError):
+                        raise
+                    except Exception:  # a bug of ours must not silence the channel for good
+                        logger.exception("mvbridge worker: a channel message failed")
+        except (_Stopped, zmq.ZMQError):
             pass
         finally:
             self.socket.close(linger=0)
