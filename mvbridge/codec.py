@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import msgpack
 
-from . import hidden
+from . import hidden, sharedmem
 from .errors import ProtocolError, SerializationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -268,7 +268,10 @@ class Encoder:
         descr = arr.dtype.str if arr.dtype.fields is None else arr.dtype.descr
         raw = arr.reshape(-1).view(np.uint8)
         data: Any
-        if raw.nbytes >= FRAME_THRESHOLD:
+        segments = self.session.segments
+        if segments is not None and raw.nbytes >= sharedmem.THRESHOLD:
+            data = segments.lend(raw)  # [path, segment size, length]
+        elif raw.nbytes >= FRAME_THRESHOLD:
             frames.append(raw)
             data = len(frames) - 1
         else:
@@ -413,22 +416,26 @@ class Decoder:
 
     @staticmethod
     def header(frames: list[Any]) -> list[Any]:
-        """``[kind, id, releases]`` of a message.
+        """``[kind, id, releases, returned segments or None]`` of a message.
 
         Raises:
             ProtocolError: the message is not one of ours (the caller drops it and goes on).
         """
         try:
-            kind, rid, releases = msgpack.unpackb(_buffer(frames[0]), raw=False, use_list=True)
+            header = msgpack.unpackb(_buffer(frames[0]), raw=False, use_list=True)
+            kind, rid, releases = header[:3]
+            returns = header[3] if len(header) > 3 else None
         except Exception as exc:
             raise ProtocolError(
                 "malformed message header (%s: %s)" % (type(exc).__name__, exc)
             ) from None
         if type(kind) is not int or type(rid) is not int or len(frames) < 2:
             raise ProtocolError("malformed message header %r" % ([kind, rid],))
-        if releases is not None and not isinstance(releases, list):
+        if (releases is not None and not isinstance(releases, list)) or (
+            returns is not None and not isinstance(returns, list)
+        ):
             raise ProtocolError("malformed releases in a message header")
-        return [kind, rid, releases]
+        return [kind, rid, releases, returns]
 
     def body(self, frames: list[Any]) -> Any:
         """The body of a message, its values rebuilt."""
@@ -499,6 +506,13 @@ class Decoder:
         dtype = np.dtype(_descr_from_wire(descr))
         if isinstance(data, int):
             arr = np.frombuffer(_buffer(frames[data]), dtype=dtype)
+        elif isinstance(data, list):  # a lent shared-memory segment: ours until the array goes
+            segments = self.session.segments
+            if segments is None:
+                raise SerializationError(
+                    "an array arrived in shared memory on a session without it"
+                )
+            arr = np.frombuffer(segments.borrow(*data), dtype=dtype)
         else:
             arr = np.frombuffer(data, dtype=dtype).copy()  # small: a writable copy of its own
         arr = arr.reshape(shape)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import zmq
 
-from . import dists, hidden, ops
+from . import dists, hidden, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
 from .errors import MVBridgeError, ProtocolError, RemoteError
@@ -64,6 +64,8 @@ class Session:
         self._types_out: dict[type, tuple[int, list[Any]]] = {}
         self._type_lock = threading.Lock()
         self._peer_versions: dict[str, str | None] = {}
+        # Pooled shared memory for large arrays: set when both sides are one machine.
+        self.segments: sharedmem.SegmentPool | None = None
         self._pickle_ok: dict[Any, bool] = {}
 
     # -- requests (subclasses know the current channel) -----------------------------------------
@@ -100,6 +102,22 @@ class Session:
                 if ref is not None and ref() is None:
                     del proxies[oid]
         return taken
+
+    def header(self, kind: int, rid: int) -> list[Any]:
+        """A message header, carrying the releases queued here (objects, and segments)."""
+        header = [kind, rid, self.take_releases()]
+        if self.segments is not None:
+            returns = self.segments.take_returned()
+            if returns:
+                header.append(returns)
+        return header
+
+    def received(self, releases: Any, returns: Any) -> None:
+        """Apply the releases a message from the peer carried."""
+        if releases:
+            self.table.release(releases)
+        if returns and self.segments is not None:
+            self.segments.take_back(returns)
 
     def pending_releases(self) -> int:
         return len(self._releases)
@@ -243,9 +261,15 @@ class Session:
     def peer_description(self) -> str:
         return "the peer (Python %s)" % self.peer_python
 
+    def use_shared_memory(self, folder: str | None) -> None:
+        """Send large arrays through pooled segments in ``folder`` (None: through frames)."""
+        self.segments = sharedmem.SegmentPool(folder) if folder else None
+
     def close(self) -> None:
         self.closed = True
         self.table.clear()
+        if self.segments is not None:
+            self.segments.close()
 
 
 class Channel:
@@ -270,7 +294,7 @@ class Channel:
                 args[i] = lift_large(arg)
         body = [op, target]
         body.extend(operands)
-        frames = self.encoder.encode([P.REQUEST, rid, self.session.take_releases()], body)
+        frames = self.encoder.encode(self.session.header(P.REQUEST, rid), body)
         self.send(frames)
         self.depth += 1
         try:
@@ -283,12 +307,12 @@ class Channel:
         while True:
             frames = self.receive()
             try:
-                kind, mid, releases = decoder.header(frames)
+                kind, mid, releases, returns = decoder.header(frames)
             except ProtocolError as exc:
                 logger.warning("dropped a message: %s", exc)  # not ours: the reply may still come
                 continue
-            if releases:
-                self.session.table.release(releases)
+            if releases or returns:
+                self.session.received(releases, returns)
             if kind == P.REQUEST:
                 self.serve(mid, frames)
             elif mid != rid:
@@ -303,12 +327,12 @@ class Channel:
     def serve_one(self, frames: list[Any]) -> None:
         """Handle a message that arrived while this side was not waiting for a reply."""
         try:
-            kind, mid, releases = self.decoder.header(frames)
+            kind, mid, releases, returns = self.decoder.header(frames)
         except ProtocolError as exc:
             logger.warning("dropped a message: %s", exc)
             return
-        if releases:
-            self.session.table.release(releases)
+        if releases or returns:
+            self.session.received(releases, returns)
         if kind == P.REQUEST:
             self.serve(mid, frames)
 
@@ -324,7 +348,7 @@ class Channel:
                 raise
             return
         try:
-            reply = self.encoder.encode([P.REPLY, rid, session.take_releases()], lift_large(result))
+            reply = self.encoder.encode(session.header(P.REPLY, rid), lift_large(result))
         except Exception as exc:
             self.send_error(rid, exc)
             return
@@ -332,7 +356,7 @@ class Channel:
 
     def send_error(self, rid: int, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        header = [P.ERROR, rid, self.session.take_releases()]
+        header = self.session.header(P.ERROR, rid)
         try:
             frames = self.encoder.encode_error(header, exc, text)
         except Exception:

@@ -17,7 +17,7 @@ from typing import Any
 
 import zmq
 
-from .. import dists, hidden
+from .. import dists, hidden, sharedmem
 from .. import protocol as P
 from ..errors import (
     CallTimeoutError,
@@ -171,6 +171,7 @@ class HostSession(Session):
         self.control_socket.connect(control_endpoint)
         self.facts = self._hello(start_timeout)
         super().__init__(self.facts["python_minor"])
+        self.use_shared_memory(self.facts.get("shared_memory"))
 
     # -- handshake and control ----------------------------------------------------------------
     def _hello(self, timeout: float) -> dict[str, Any]:
@@ -179,6 +180,8 @@ class HostSession(Session):
             "python_minor": dists.PYTHON_VERSION,
             "cloudpickle": hidden.cloudpickle_version(),
             "pid": os.getpid(),
+            # A local worker shares this machine's memory: large arrays go through it.
+            "shared_memory": sharedmem.default_dir() if self.process is not None else None,
         }
         try:
             return self.control(P.HELLO, payload, timeout, starting=True)
@@ -381,6 +384,8 @@ class HostSession(Session):
                     self._channels.remove(channel)
         self.control_socket.close(linger=0)
         self.table.clear()
+        if self.segments is not None:
+            self.segments.close()
         return code
 
     def statistics(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ WORKER_MODULES = [
     "ops.py",
     "peer.py",
     "hidden.py",
+    "sharedmem.py",
     "workers/__init__.py",
     "workers/__main__.py",
     "workers/server.py",

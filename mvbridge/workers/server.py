@@ -19,7 +19,7 @@ from typing import Any, Callable
 import msgpack
 import zmq
 
-from .. import dists, hidden
+from .. import dists, hidden, sharedmem
 from .. import protocol as P
 from ..errors import MVBridgeError, ProtocolError
 from ..peer import Channel, Session, receive_message
@@ -196,8 +196,12 @@ class Server:
                 % (wanted, have)
             )
         self.end_session(identity)
-        self.sessions[identity] = WorkerSession(identity, payload["python_minor"], self.find_class)
-        return P.OK, self.facts()
+        session = WorkerSession(identity, payload["python_minor"], self.find_class)
+        offered = payload.get("shared_memory")
+        same_machine = bool(offered) and offered == sharedmem.default_dir()
+        session.use_shared_memory(offered if same_machine else None)
+        self.sessions[identity] = session
+        return P.OK, dict(self.facts(), shared_memory=offered if same_machine else None)
 
     def open_channel(self, identity: bytes) -> str:
         session = self.sessions.get(identity)
@@ -235,10 +239,11 @@ class Server:
         self.control.close(linger=0)
 
 
-def watch_parent(fd: int | None, parent_pid: int | None, leftovers: str | None = None) -> None:
+def watch_parent(fd: int | None, parent_pid: int | None, cleanup: Callable[[], None]) -> None:
     """Exit the process when the host dies: its pipe reaches EOF or our parent changes.
 
-    A host killed outright cannot remove its socket folder; ``leftovers`` names it for us.
+    A host killed outright cannot remove its socket folder or its shared-memory segments:
+    ``cleanup`` does that for it first.
     """
     import select
 
@@ -252,11 +257,10 @@ def watch_parent(fd: int | None, parent_pid: int | None, leftovers: str | None =
                 threading.Event().wait(1.0)
             if parent_pid is not None and os.getppid() != parent_pid:
                 break
-        if leftovers:
-            import shutil
-
-            shutil.rmtree(leftovers, ignore_errors=True)
-        os._exit(0)
+        try:
+            cleanup()
+        finally:
+            os._exit(0)
 
     threading.Thread(target=run, name="mvbridge-parent-watch", daemon=True).start()
 
@@ -280,9 +284,20 @@ def run(argv: list[str]) -> int:
         return P.EXIT_REFUSED
     watch_fd = int(args["watch-fd"]) if "watch-fd" in args else None
     parent_pid = int(args["parent-pid"]) if "parent-pid" in args else None
-    if watch_fd is not None or parent_pid is not None:
-        watch_parent(watch_fd, parent_pid, _private_socket_dir(args["control"]))
     server = Server(args["control"], args["channels"], hidden.find_class)
+    if watch_fd is not None or parent_pid is not None:
+        leftovers = _private_socket_dir(args["control"])
+
+        def cleanup() -> None:
+            for session in list(server.sessions.values()):
+                if session.segments is not None:
+                    session.segments.close()
+            if leftovers:
+                import shutil
+
+                shutil.rmtree(leftovers, ignore_errors=True)
+
+        watch_parent(watch_fd, parent_pid, cleanup)
     try:
         server.serve()
     finally:

@@ -68,3 +68,117 @@ def test_object_arrays_cross_by_reference(numpy1):
     kept = numpy1.kept(index)
     assert kept is array  # our own object came back: the very same one
     numpy1.forget()
+
+
+linux_only = pytest.mark.skipif(
+    not __import__("sys").platform.startswith("linux"),
+    reason="shared-memory segments are used on Linux only",
+)
+
+
+def _segments():
+    import os
+
+    folder = "/dev/shm"
+    return (
+        sorted(n for n in os.listdir(folder) if n.startswith("mvb-seg-"))
+        if os.path.isdir(folder)
+        else []
+    )
+
+
+@pytest.fixture
+def numpy1_fresh(py_numpy1):
+    with mvbridge.Env("numpy1-fresh", interpreter=py_numpy1) as env:
+        yield env
+
+
+@linux_only
+def test_large_arrays_cross_through_shared_memory_by_value(numpy1_fresh):
+    demo = numpy1_fresh.import_module("mvb_demo")
+    first = np.arange(1_000_000, dtype="float64")  # 8 MB: above the shared-memory threshold
+    result = demo.double(first)
+    assert numpy1_fresh.current_session().segments is not None
+    np.testing.assert_array_equal(result, first * 2)
+    result[0] = -1.0  # writable, and ours: the next transfers must not touch it
+    second = demo.double(np.ones(1_000_000))
+    assert result[0] == -1.0
+    assert result[1] == 2.0
+    np.testing.assert_array_equal(second, 2.0)
+    for _ in range(20):  # freed arrays give their segments back: the pools stay small
+        demo.identity(np.zeros(1_000_000))
+    stats = numpy1_fresh.current_session().segments.statistics()
+    assert stats["own_segments"] <= 3
+    assert 0 < len(_segments()) <= 8
+
+
+@linux_only
+def test_segments_are_removed_when_the_session_ends(numpy1_fresh):
+    demo = numpy1_fresh.import_module("mvb_demo")
+    before = set(_segments())
+    kept = demo.identity(np.zeros(1_000_000))
+    assert set(_segments()) - before
+    numpy1_fresh.shutdown()
+    assert set(_segments()) <= before
+    assert kept.sum() == 0  # an array received earlier stays valid: its mapping is its own
+
+
+@linux_only
+def test_segments_are_removed_when_the_worker_is_killed(numpy1_fresh):
+    import os
+    import signal
+
+    from tests.helpers import wait_until
+
+    demo = numpy1_fresh.import_module("mvb_demo")
+    before = set(_segments())
+    kept = demo.make_array(1_000_000)  # a segment of the worker's, mapped here
+    os.kill(numpy1_fresh.info.pid, signal.SIGKILL)
+    wait_until(lambda: numpy1_fresh.current_session().process.exit_code() is not None)
+    demo.version()  # the next use restarts the worker and cleans up after the dead one
+    assert set(_segments()) <= before
+    assert kept[-1] == 999_999.0
+
+
+@linux_only
+def test_host_killed_leaves_no_segments_behind(py_numpy1):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.helpers import wait_until
+
+    script = f"""
+        import os, time, numpy, mvbridge
+        env = mvbridge.Env("orphan-arrays", interpreter={py_numpy1!r})
+        demo = env.import_module("mvb_demo")
+        kept = demo.double(numpy.ones(1_000_000))  # one segment each way
+        names = sorted(n for n in os.listdir("/dev/shm") if n.startswith("mvb-seg-"))
+        print(env.info.pid, " ".join(names), flush=True)
+        time.sleep(600)
+    """
+    host = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        pid, *names = host.stdout.readline().split()
+        assert names
+        host.kill()
+        host.wait(10)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=5)
+        assert not set(names) & set(_segments())
+    finally:
+        host.kill()
+        host.stdout.close()
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True

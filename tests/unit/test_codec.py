@@ -30,7 +30,7 @@ def round_trip(value, encoder_session=None, decoder_session=None):
     receiver = decoder_session or SameProcessSession()
     frames = Encoder(sender).encode([P.REPLY, 1, None], value)
     frames = [bytes(f) if not isinstance(f, bytes) else f for f in frames]
-    assert Decoder.header(frames) == [P.REPLY, 1, None]
+    assert Decoder.header(frames) == [P.REPLY, 1, None, None]
     return Decoder(receiver).body(frames)
 
 
