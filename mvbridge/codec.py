@@ -165,11 +165,10 @@ class Encoder:
 
     def encode(self, header: list[Any], body: Any) -> list[Any]:
         """Frames of one message: ``header`` (plain msgpack), ``body`` (any value), buffers."""
-        frames: list[Any] = [b"", b""]
+        frames: list[Any] = [b""]
         saved = self._begin(frames)
         try:
-            frames[0] = self._header_packer.pack(header)
-            frames[1] = self._pack(body)
+            frames[0] = _join(self._header_packer.pack(header), self._pack(body))
         finally:
             self._end(saved)
         return frames
@@ -178,7 +177,7 @@ class Encoder:
         """Frames of an ERROR message: type name, message, traceback, and the exception itself
         pickled when its type may cross by value (packed apart, so a failure to rebuild it
         still leaves the rest readable)."""
-        frames: list[Any] = [b"", b""]
+        frames: list[Any] = [b""]
         saved = self._begin(frames)
         try:
             blob = None
@@ -187,8 +186,10 @@ class Encoder:
                     blob = self._pack(ByValue(exc))
                 except Exception:
                     del frames[2:]
-            frames[0] = self._header_packer.pack(header)
-            frames[1] = self._pack([type_name(exc), _safe_str(exc), traceback_text, blob])
+            frames[0] = _join(
+                self._header_packer.pack(header),
+                self._pack([type_name(exc), _safe_str(exc), traceback_text, blob]),
+            )
         finally:
             self._end(saved)
         return frames
@@ -422,14 +423,14 @@ class Decoder:
             ProtocolError: the message is not one of ours (the caller drops it and goes on).
         """
         try:
-            header = msgpack.unpackb(_buffer(frames[0]), raw=False, use_list=True)
+            header = msgpack.unpackb(_split(frames[0])[0], raw=False, use_list=True)
             kind, rid, releases = header[:3]
             returns = header[3] if len(header) > 3 else None
         except Exception as exc:
             raise ProtocolError(
                 "malformed message header (%s: %s)" % (type(exc).__name__, exc)
             ) from None
-        if type(kind) is not int or type(rid) is not int or len(frames) < 2:
+        if type(kind) is not int or type(rid) is not int:
             raise ProtocolError("malformed message header %r" % ([kind, rid],))
         if (releases is not None and not isinstance(releases, list)) or (
             returns is not None and not isinstance(returns, list)
@@ -443,7 +444,7 @@ class Decoder:
         def ext_hook(code: int, data: bytes) -> Any:
             return self._ext(code, data, frames, ext_hook)
 
-        return _unpackb(_buffer(frames[1]), ext_hook)
+        return _unpackb(_split(frames[0])[1], ext_hook)
 
     def error(self, frames: list[Any]) -> list[Any]:
         """``[type name, message, traceback, exception or None]`` of an ERROR message."""
@@ -452,7 +453,7 @@ class Decoder:
             return self._ext(code, data, frames, ext_hook)
 
         type_name_, message, tb, blob = msgpack.unpackb(
-            _buffer(frames[1]), raw=False, use_list=True
+            _split(frames[0])[1], raw=False, use_list=True
         )
         exc = None
         if blob is not None:
@@ -578,6 +579,24 @@ def _safe_str(exc: BaseException) -> str:
         return str(exc)
     except Exception:
         return "<unprintable %s>" % type(exc).__name__
+
+
+def _join(header: bytes, body: bytes) -> bytes:
+    """Frame 0: the header's length (4 bytes, little-endian), the header, the body."""
+    return b"".join((len(header).to_bytes(4, "little"), header, body))
+
+
+def _split(frame: Any) -> tuple[Any, Any]:
+    """Header and body views of frame 0 (no copies).
+
+    Raises:
+        ValueError: the frame is too short for its own header length.
+    """
+    view = memoryview(frame)
+    size = int.from_bytes(view[:4], "little")
+    if len(view) < 4 + size:
+        raise ValueError("frame of %d bytes, header of %d" % (len(view), size))
+    return view[4 : 4 + size], view[4 + size :]
 
 
 def _buffer(frame: Any) -> Any:

@@ -365,21 +365,21 @@ class Channel:
 
     # -- transport: subclasses add liveness, deadlines and stop flags -----------------------------
     def send(self, frames: list[Any]) -> None:
-        # Zero-copy pays only for the buffer frames (2..n); small messages copy faster.
-        self.socket.send_multipart(frames, copy=len(frames) <= 2)
+        # Zero-copy pays only for the buffer frames (1..n); small messages copy faster.
+        self.socket.send_multipart(frames, copy=len(frames) == 1)
 
     def receive(self) -> list[Any]:
         return receive_message(self.socket)
 
 
 def receive_message(socket: zmq.Socket, flags: int = 0) -> list[Any]:
-    """One multipart message: header and body copied (small, and copying is cheaper than
-    wrapping), buffer frames (2..n) kept as zero-copy ``zmq.Frame`` objects."""
+    """One multipart message: frame 0 (header and body) copied, which is cheaper than wrapping
+    it; buffer frames (1..n) kept as zero-copy ``zmq.Frame`` objects."""
     frames: list[Any] = [socket.recv(flags)]
     # getsockopt, not the ``socket.rcvmore`` attribute: pyzmq's attribute options import zmq
     # lazily, and in a worker our zmq is no longer in sys.modules (see workers/boot.py).
     while socket.getsockopt(_RCVMORE):
-        frames.append(socket.recv(copy=len(frames) < 2))
+        frames.append(socket.recv(copy=False))
     return frames
 
 

@@ -13,13 +13,16 @@ Two kinds of ZeroMQ connection link a host to a worker:
 
 A channel message is a multipart ZeroMQ message::
 
-    frame 0     msgpack array [kind, request_id, releases]
+    frame 0     bytes 0-3   length H of the header, uint32 little-endian
+                bytes 4..   the header: msgpack array [kind, request_id, releases, returns?]
                   kind        int   REQUEST, REPLY or ERROR
                   request_id  int   chosen by the requester, echoed by the reply
                   releases    array [[object_id, count], ...] the sender no longer holds, or nil
-    frame 1     the body: a value encoded by ``codec``; ext types refer to later frames by their
-                index in the whole message (2..n)
-    frame 2..n  raw buffers (large bytes, numpy array data, pickle-5 out-of-band buffers)
+                  returns     array paths of the receiver's shared-memory segments the sender
+                                    freed (only present when there are some)
+                then        the body: a value encoded by ``codec``; ext types refer to later
+                            frames by their index in the whole message (1..n)
+    frame 1..n  raw buffers (large bytes, numpy array data, pickle-5 out-of-band buffers)
 
 A REQUEST body is ``[op, target, *operands]`` with ``op`` one of ``OPS``; a REPLY body is the
 result; an ERROR body is ``[type name, message, traceback text, pickled exception or nil]``

@@ -100,7 +100,7 @@ class HostChannel(Channel):
 
     def send(self, frames: list[Any]) -> None:
         try:
-            self.socket.send_multipart(frames, copy=len(frames) <= 2)
+            self.socket.send_multipart(frames, copy=len(frames) == 1)
         except zmq.ZMQError as exc:
             self.broken = True
             raise WorkerDiedError(

@@ -69,6 +69,8 @@ def test_reference_sent_back_resolves_to_the_original():
 def test_unknown_ext_type_is_a_serialization_error():
     import msgpack
 
-    frames = [msgpack.packb([P.REPLY, 1, None]), msgpack.packb(msgpack.ExtType(99, b""))]
+    from mvbridge.codec import _join
+
+    frames = [_join(msgpack.packb([P.REPLY, 1, None]), msgpack.packb(msgpack.ExtType(99, b"")))]
     with pytest.raises(SerializationError, match="unknown ext type 99"):
         Decoder(SameProcessSession()).body(frames)
