@@ -86,3 +86,33 @@ class System:
     def demo_sync(self) -> Any:
         """The ``mvbridge sync`` timer of the demo (``mvbridge_sync.DemoSync``)."""
         raise NotAvailable("measured for mvbridge only")
+
+
+class RemoteFunctions:
+    """The small calls of a peer whose worker exposes ``noop``, ``echo`` and ``echo_args`` on one
+    remote object (a Pyro5 proxy, a zerorpc client, RPyC's root): ``remote()`` returns it."""
+
+    def remote(self) -> Any:
+        raise NotImplementedError
+
+    def noop(self) -> Call:
+        return self.remote().noop
+
+    def small_args(self) -> Call:
+        echo_args = self.remote().echo_args
+        return lambda: echo_args(*SMALL_ARGS)
+
+    def echo_bytes(self, payload: bytes) -> Call:
+        echo = self.remote().echo
+        return lambda: echo(payload)
+
+
+def echo_array_as_bytes(echo: Callable[[Any], Any], array: Any) -> Call:
+    """An array echo for peers without numpy support: ``[dtype, shape, bytes]`` both ways."""
+    import numpy as np
+
+    def call() -> Any:
+        dtype, shape, data = echo([array.dtype.str, list(array.shape), array.tobytes()])
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+    return call

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from ..procs import Worker, ipc_dir
-from .base import SMALL_ARGS, Call, System
+from .base import Call, RemoteFunctions, System, echo_array_as_bytes
 
 SERIALIZER = "msgpack"  # carries bytes as they are (serpent, the default, base64-encodes them)
 TIMEOUT = 120.0
 
 
-class Pyro5System(System):
+class Pyro5System(RemoteFunctions, System):
     key = "pyro5"
     label = "Pyro5"
     notes = (
@@ -70,27 +70,11 @@ class Pyro5System(System):
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = Path()
 
-    def noop(self) -> Call:
-        return self.proxy.noop
-
-    def small_args(self) -> Call:
-        echo_args = self.proxy.echo_args
-        return lambda: echo_args(*SMALL_ARGS)
-
-    def echo_bytes(self, payload: bytes) -> Call:
-        echo = self.proxy.echo
-        return lambda: echo(payload)
+    def remote(self) -> Any:
+        return self.proxy
 
     def echo_array(self, array: Any) -> Call:
-        import numpy as np
-
-        echo = self.proxy.echo
-
-        def call() -> Any:
-            dtype, shape, data = echo([array.dtype.str, list(array.shape), array.tobytes()])
-            return np.frombuffer(data, dtype=dtype).reshape(shape)
-
-        return call
+        return echo_array_as_bytes(self.proxy.echo, array)
 
     def method_call(self) -> Call:
         counter = self.proxy.counter()

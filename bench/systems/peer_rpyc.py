@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ..procs import Worker, ipc_dir
-from .base import SMALL_ARGS, Call, System
+from .base import Call, RemoteFunctions, System
 
 CONFIG = {"allow_public_attrs": True, "sync_request_timeout": 300}  # a 100 MB echo takes ~60 s
 
 
-class Rpyc(System):
+class Rpyc(RemoteFunctions, System):
     key = "rpyc"
     label = "RPyC"
     notes = (
@@ -63,16 +63,8 @@ class Rpyc(System):
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = Path()
 
-    def noop(self) -> Call:
-        return self.root.noop
-
-    def small_args(self) -> Call:
-        echo_args = self.root.echo_args
-        return lambda: echo_args(*SMALL_ARGS)
-
-    def echo_bytes(self, payload: bytes) -> Call:
-        echo = self.root.echo
-        return lambda: echo(payload)
+    def remote(self) -> Any:
+        return self.root
 
     def echo_array(self, array: Any) -> Call:
         echo_pickled = self.root.echo_pickled

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..procs import Worker, ipc_dir
-from .base import SMALL_ARGS, Call, NotAvailable, System
+from .base import Call, NotAvailable, RemoteFunctions, System, echo_array_as_bytes
 
 TIMEOUT = 120
 
 
-class Zerorpc(System):
+class Zerorpc(RemoteFunctions, System):
     key = "zerorpc"
     label = "zerorpc"
     notes = "defaults (heartbeat 5 s); arrays as (dtype, shape, bytes); a client per host thread"
@@ -65,27 +65,11 @@ class Zerorpc(System):
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = Path()
 
-    def noop(self) -> Call:
-        return self.client.noop
-
-    def small_args(self) -> Call:
-        echo_args = self.client.echo_args
-        return lambda: echo_args(*SMALL_ARGS)
-
-    def echo_bytes(self, payload: bytes) -> Call:
-        echo = self.client.echo
-        return lambda: echo(payload)
+    def remote(self) -> Any:
+        return self.client
 
     def echo_array(self, array: Any) -> Call:
-        import numpy as np
-
-        echo = self.client.echo
-
-        def call() -> Any:
-            dtype, shape, data = echo([array.dtype.str, list(array.shape), array.tobytes()])
-            return np.frombuffer(data, dtype=dtype).reshape(shape)
-
-        return call
+        return echo_array_as_bytes(self.client.echo, array)
 
     def method_call(self) -> Call:
         raise NotAvailable("no remote objects: zerorpc calls exposed methods of one object")
