@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 Call = Callable[[], Any]
@@ -116,3 +118,19 @@ def echo_array_as_bytes(echo: Callable[[Any], Any], array: Any) -> Call:
         return np.frombuffer(data, dtype=dtype).reshape(shape)
 
     return call
+
+
+class OwnedWorker:
+    """A system that runs one worker process with a private folder (its sockets)."""
+
+    worker: Any = None
+    _dir: Path = Path()
+
+    def stop_worker(self) -> None:
+        """Stop the worker and remove its folder; safe to call twice."""
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self._dir != Path():
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = Path()

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from ..procs import Worker, ipc_dir
-from .base import Call, RemoteFunctions, System, echo_array_as_bytes
+from .base import Call, OwnedWorker, RemoteFunctions, System, echo_array_as_bytes
 
 SERIALIZER = "msgpack"  # carries bytes as they are (serpent, the default, base64-encodes them)
 TIMEOUT = 120.0
 
 
-class Pyro5System(RemoteFunctions, System):
+class Pyro5System(OwnedWorker, RemoteFunctions, System):
     key = "pyro5"
     label = "Pyro5"
     notes = (
@@ -63,12 +63,7 @@ class Pyro5System(RemoteFunctions, System):
             except Exception:
                 pass
         self.proxies = []
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
-        if self._dir != Path():
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = Path()
+        self.stop_worker()
 
     def remote(self) -> Any:
         return self.proxy

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ..procs import Worker, ipc_dir
-from .base import Call, RemoteFunctions, System
+from .base import Call, OwnedWorker, RemoteFunctions, System
 
 CONFIG = {"allow_public_attrs": True, "sync_request_timeout": 300}  # a 100 MB echo takes ~60 s
 
 
-class Rpyc(RemoteFunctions, System):
+class Rpyc(OwnedWorker, RemoteFunctions, System):
     key = "rpyc"
     label = "RPyC"
     notes = (
@@ -56,12 +56,7 @@ class Rpyc(RemoteFunctions, System):
             except Exception:
                 pass
             self.conn = None
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
-        if self._dir != Path():
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = Path()
+        self.stop_worker()
 
     def remote(self) -> Any:
         return self.root

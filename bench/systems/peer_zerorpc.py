@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..procs import Worker, ipc_dir
-from .base import Call, NotAvailable, RemoteFunctions, System, echo_array_as_bytes
+from .base import Call, NotAvailable, OwnedWorker, RemoteFunctions, System, echo_array_as_bytes
 
 TIMEOUT = 120
 
 
-class Zerorpc(RemoteFunctions, System):
+class Zerorpc(OwnedWorker, RemoteFunctions, System):
     key = "zerorpc"
     label = "zerorpc"
     notes = "defaults (heartbeat 5 s); arrays as (dtype, shape, bytes); a client per host thread"
@@ -58,12 +58,7 @@ class Zerorpc(RemoteFunctions, System):
                 client.close()
             except Exception:
                 pass
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
-        if self._dir != Path():
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = Path()
+        self.stop_worker()
 
     def remote(self) -> Any:
         return self.client

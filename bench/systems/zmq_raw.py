@@ -17,7 +17,7 @@ import msgpack
 import zmq
 
 from ..procs import Worker, ipc_dir
-from .base import SMALL_ARGS, Call, System
+from .base import SMALL_ARGS, Call, OwnedWorker, System
 
 TIMEOUT_MS = 30_000  # no reply within this raises zmq.Again (the slowest call takes ~2 s)
 BATCH = 1024  # generator items per round trip
@@ -31,7 +31,7 @@ def _unpackb(data: Any) -> Any:
     return msgpack.unpackb(data, raw=False)
 
 
-class RawZmq(System):
+class RawZmq(OwnedWorker, System):
     key = "zmq"
     label = "raw pyzmq DEALER/ROUTER + msgpack, ipc"
     notes = "payloads inside the msgpack message; one socket per host thread"
@@ -76,15 +76,10 @@ class RawZmq(System):
             sockets, self.sockets = self.sockets, []
         for socket in sockets:
             socket.close(linger=0)
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
         if self.context is not None:
             self.context.term()
             self.context = None
-        if self._dir != Path():
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = Path()
+        self.stop_worker()
 
     # -- one request ----------------------------------------------------------------------------
     def _caller(self, socket: zmq.Socket, op: str, args: Any) -> Call:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,3 +43,33 @@ def ready(text: str = "ready") -> None:
     """Tell the host this worker accepts calls (the host waits for this line)."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+class RemoteState:
+    """Objects and generators a worker hands out by id (the raw baselines' own tiny RPC)."""
+
+    def __init__(self, make_object: Any, make_generator: Any) -> None:
+        self._make_object = make_object
+        self._make_generator = make_generator
+        self.objects: dict[int, Any] = {}
+        self.generators: dict[int, Iterator[Any]] = {}
+
+    def new(self) -> int:
+        oid = len(self.objects) + 1
+        self.objects[oid] = self._make_object()
+        return oid
+
+    def call(self, oid: int, name: str, args: list[Any]) -> Any:
+        return getattr(self.objects[oid], name)(*args)
+
+    def gen(self, n: int) -> int:
+        gid = len(self.generators) + 1
+        self.generators[gid] = self._make_generator(n)
+        return gid
+
+    def next(self, gid: int, batch: int) -> list[Any]:
+        """Up to ``batch`` items; an exhausted generator is forgotten."""
+        items = list(itertools.islice(self.generators[gid], batch))
+        if len(items) < batch:
+            del self.generators[gid]
+        return items

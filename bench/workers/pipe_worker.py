@@ -6,10 +6,7 @@ thread, the others one host thread each. Framing: ``pipewire``.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
-from typing import Any
 
 import benchfuncs
 import common
@@ -18,8 +15,7 @@ from pipewire import receive, send
 
 def serve(conns: list[Connection]) -> None:
     """Answer requests on every connection until one says stop."""
-    objects: dict[int, Any] = {}
-    generators: dict[int, Iterator[Any]] = {}
+    state = common.RemoteState(benchfuncs.Counter, benchfuncs.count_up)
     while True:
         for conn in wait(conns):
             assert isinstance(conn, Connection)
@@ -34,21 +30,13 @@ def serve(conns: list[Connection]) -> None:
             elif op == "echo":
                 result = benchfuncs.echo(args)
             elif op == "new":
-                oid = len(objects) + 1
-                objects[oid] = benchfuncs.Counter()
-                result = oid
+                result = state.new()
             elif op == "call":
-                oid, name, call_args = args
-                result = getattr(objects[oid], name)(*call_args)
+                result = state.call(*args)
             elif op == "gen":
-                gid = len(generators) + 1
-                generators[gid] = benchfuncs.count_up(args)
-                result = gid
+                result = state.gen(args)
             elif op == "next":
-                gid, batch = args
-                result = list(itertools.islice(generators[gid], batch))
-                if len(result) < batch:
-                    del generators[gid]
+                result = state.next(*args)
             elif op == "stop":
                 send(conn, None)
                 return

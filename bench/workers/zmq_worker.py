@@ -8,8 +8,6 @@ Request: ``[identity, msgpack([op, args]), *payload frames]``; reply: ``[identit
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import benchfuncs
@@ -25,8 +23,7 @@ def serve(address: str, zero_copy: bool) -> None:
     socket.setsockopt(zmq.LINGER, 0)
     socket.bind(address)
     common.ready()
-    objects: dict[int, Any] = {}
-    generators: dict[int, Iterator[Any]] = {}
+    state = common.RemoteState(benchfuncs.Counter, benchfuncs.count_up)
     packb = msgpack.Packer(use_bin_type=True).pack
     while True:
         frames = socket.recv_multipart(copy=not zero_copy)
@@ -55,23 +52,13 @@ def serve(address: str, zero_copy: bool) -> None:
             else:
                 result = [array.dtype.str, list(array.shape), array.tobytes()]
         elif op == "new":
-            oid = len(objects) + 1
-            objects[oid] = benchfuncs.Counter()
-            result = oid
+            result = state.new()
         elif op == "call":
-            oid, name, call_args = args
-            result = getattr(objects[oid], name)(*call_args)
+            result = state.call(*args)
         elif op == "gen":
-            gid = len(generators) + 1
-            generators[gid] = benchfuncs.count_up(args)
-            result = gid
+            result = state.gen(args)
         elif op == "next":
-            gid, batch = args
-            generator = generators[gid]
-            items = list(itertools.islice(generator, batch))
-            if len(items) < batch:
-                del generators[gid]
-            result = items
+            result = state.next(*args)
         elif op == "stop":
             socket.send_multipart([identity, packb(None)])
             break
