@@ -86,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _progress(message: str) -> None:
-    print(f"mvbridge: {message}", file=sys.stderr, flush=True)
+    from .bridge.envs import stderr_progress
+
+    stderr_progress(message)
 
 
 def _config():

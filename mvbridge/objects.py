@@ -8,6 +8,7 @@ so an object sent again while its release is on the way stays alive (no release/
 
 from __future__ import annotations
 
+import collections
 import threading
 from typing import Any, Iterable, NamedTuple
 
@@ -87,3 +88,14 @@ class ObjectTable:
         """Current counts."""
         with self._lock:
             return TableStatistics(len(self._entries), self._exported, self._released)
+
+
+def drain(queue: collections.deque) -> list:
+    """Everything in a queue that finalisers append to, taken without a lock."""
+    taken = []
+    try:
+        while True:
+            taken.append(queue.popleft())
+    except IndexError:  # empty: popleft, unlike a len() check, is atomic with the append
+        pass
+    return taken

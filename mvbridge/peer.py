@@ -24,7 +24,7 @@ from . import dists, hidden, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
 from .errors import MVBridgeError, ProtocolError, RemoteError
-from .objects import ObjectTable
+from .objects import ObjectTable, drain
 from .remote import RemoteAttribute, RemoteCallable, RemoteObject, TypeInfo
 
 logger = logging.getLogger(__name__)
@@ -89,12 +89,7 @@ class Session:
         releases = self._releases
         if not releases:
             return None
-        taken = []
-        try:
-            while True:
-                taken.append(releases.popleft())
-        except IndexError:
-            pass
+        taken = drain(releases)
         with self._proxy_lock:
             proxies = self._proxies
             for oid, _ in taken:

@@ -29,6 +29,8 @@ import threading
 import weakref
 from typing import Any
 
+from .objects import drain
+
 THRESHOLD = 4 * 1024 * 1024  # smaller buffers travel in frames
 MIN_SEGMENT = 4 * 1024 * 1024
 PREFIX = "mvb-seg-"
@@ -125,13 +127,7 @@ class SegmentPool:
         returned = self.returned
         if not returned:
             return None
-        paths = []
-        try:
-            while True:
-                paths.append(returned.popleft())
-        except IndexError:
-            pass
-        return paths
+        return drain(returned)
 
     # -- the end --------------------------------------------------------------------------------
     def close(self) -> None:

@@ -383,9 +383,7 @@ class HostSession(Session):
                     channel.socket.close(linger=0)
                     self._channels.remove(channel)
         self.control_socket.close(linger=0)
-        self.table.clear()
-        if self.segments is not None:
-            self.segments.close()
+        self.close()  # the object table and shared-memory segments, as any session ends
         return code
 
     def statistics(self) -> dict[str, Any]:

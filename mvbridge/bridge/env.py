@@ -9,7 +9,6 @@ import enum
 import inspect
 import logging
 import shutil
-import sys
 import tempfile
 import textwrap
 import threading
@@ -24,7 +23,7 @@ from ..codec import ByValue
 from ..config import EnvSpec, resolve_requirement
 from ..errors import ConfigError, MVBridgeError, SerializationError
 from .client import HostSession, WorkerModuleName
-from .envs import EnvRecord, adhoc_location, ensure_env
+from .envs import EnvRecord, adhoc_location, ensure_env, stderr_progress
 from .proxy import RemoteModule
 from .runtime import ensure_runtime, interpreter_facts
 from .supervisor import WorkerProcess
@@ -208,7 +207,7 @@ class Env:
             )
         assert self.location is not None
         self.record = ensure_env(
-            self.spec, self.location, progress or _stderr_progress, self.pins, installer
+            self.spec, self.location, progress or stderr_progress, self.pins, installer
         )
         return self.record.interpreter
 
@@ -439,10 +438,6 @@ def env(name: str) -> Env:
         f"no env named {name!r} {where}created in this process; known envs: "
         f"{', '.join(known) or 'none'}"
     )
-
-
-def _stderr_progress(message: str) -> None:
-    print(f"mvbridge: {message}", file=sys.stderr, flush=True)
 
 
 def shutdown() -> None:

@@ -31,6 +31,12 @@ RECORD_NAME = "mvbridge-env.json"
 BUILD_TIMEOUT = float(os.environ.get("MVBRIDGE_BUILD_TIMEOUT", "900"))
 Progress = Callable[[str], None]
 
+
+def stderr_progress(message: str) -> None:
+    """Progress of long steps (builds), one line on stderr."""
+    print(f"mvbridge: {message}", file=sys.stderr, flush=True)
+
+
 _DISCOVER = r"""
 import json, sys
 from importlib import metadata
