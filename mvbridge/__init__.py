@@ -66,14 +66,14 @@ def by_value(value: Any) -> Any:
     Raises (when sent):
         SerializationError: the value cannot be pickled, or not rebuilt on the other side.
     """
-    from .codec import ByValue
+    from .core.codec import ByValue
 
     return ByValue(value)
 
 
 def by_ref(value: Any) -> Any:
     """Mark ``value`` to cross as a reference: the other side gets a proxy of this object."""
-    from .codec import ByRef
+    from .core.codec import ByRef
 
     return ByRef(value)
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import zmq
 
-from .. import dists, hidden, sharedmem
-from .. import protocol as P
+from ..core import dists, hidden, sharedmem
+from ..core import protocol as P
+from ..core.peer import Channel, Session, receive_message
 from ..errors import (
     CallTimeoutError,
     MVBridgeError,
@@ -27,7 +28,6 @@ from ..errors import (
     WorkerDiedError,
     WorkerStartError,
 )
-from ..peer import Channel, Session, receive_message
 from .proxy import RemoteModule
 from .supervisor import WorkerProcess, describe_exit
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import protocol as P
-from ..codec import ByValue
 from ..config import EnvSpec, resolve_requirement
+from ..core import protocol as P
+from ..core.codec import ByValue
 from ..errors import ConfigError, MVBridgeError, SerializationError
 from .client import HostSession, WorkerModuleName
 from .envs import EnvRecord, adhoc_location, ensure_env, stderr_progress
@@ -328,7 +328,7 @@ class Env:
         name, source, imports, values = _function_source(fn, session.peer_python)
         return session.request(
             P.OP_CALLATTR,
-            WorkerModuleName("mvbridge.ops"),
+            WorkerModuleName("mvbridge.core.ops"),
             "run_source",
             [name, source, imports, values, list(args), kwargs],
             {},

@@ -21,30 +21,22 @@ from .env import Env, _registry, _registry_lock
 from .envs import read_record
 from .proxy import RemoteModule
 
-# mvbridge's own submodules: an env module of one of these names cannot be imported as
-# ``mvbridge.<name>`` (``mvbridge sync`` reports the clash).
-OWN_NAMES = frozenset(
-    [
-        "bridge",
-        "workers",
-        "cli",
-        "codec",
-        "config",
-        "dists",
-        "errors",
-        "objects",
-        "ops",
-        "peer",
-        "protocol",
-        "remote",
-        "demo",
-        "env",
-        "shutdown",
-        "by_value",
-        "by_ref",
-        "deadline",
-    ]
-)
+
+def _own_names() -> frozenset[str]:
+    """mvbridge's own submodules and public names: an env module of one of these names cannot
+    be imported as ``mvbridge.<name>`` (``mvbridge sync`` reports the clash)."""
+    import mvbridge
+
+    package = Path(mvbridge.__file__).parent
+    names = {
+        p.stem for p in package.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()
+    }
+    names.update(mvbridge.__all__)
+    names.add("demo")  # `mvbridge demo`; kept free so the docs never mean two things by it
+    return frozenset(n for n in names if not n.startswith("_"))
+
+
+OWN_NAMES = _own_names()
 
 _lock = threading.RLock()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import types
 from typing import TYPE_CHECKING, Any
 
-from .. import protocol as P
-from ..remote import _LOCAL_MISSING, _REMOTE_DOC, RemoteAttribute
+from ..core import protocol as P
+from ..core.remote import _LOCAL_MISSING, _REMOTE_DOC, RemoteAttribute
 
 if TYPE_CHECKING:  # pragma: no cover
     from .env import Env
@@ -84,7 +84,7 @@ class ModuleAttribute(RemoteAttribute):
     __slots__ = ()
 
     def __init__(self, module: RemoteModule, name: str) -> None:
-        from ..remote import _ATTRIBUTE_TYPE
+        from ..core.remote import _ATTRIBUTE_TYPE
 
         object.__setattr__(self, "_mvb_oid", None)
         object.__setattr__(self, "_mvb_count", 1)

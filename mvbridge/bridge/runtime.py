@@ -27,23 +27,20 @@ from .locks import file_lock, replace_dir
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# The modules a worker needs: the shared half and the worker half (see docs/explanation).
-WORKER_MODULES = [
-    "__init__.py",
-    "errors.py",
-    "protocol.py",
-    "codec.py",
-    "objects.py",
-    "dists.py",
-    "remote.py",
-    "ops.py",
-    "peer.py",
-    "hidden.py",
-    "sharedmem.py",
-    "workers/__init__.py",
-    "workers/__main__.py",
-    "workers/server.py",
-]
+# What a worker runs, relative to the package: the shared half (core/) and the worker half
+# (workers/), plus the two top-level modules they import. The one list: pyproject's
+# per-file-target-version (py38) and the runtime copy follow it; tests check both.
+WORKER_HALF = ("__init__.py", "errors.py", "core/*.py", "workers/*.py")
+
+
+def worker_modules() -> list[str]:
+    """The worker half's files, relative to the package folder, in a stable order."""
+    found: set[str] = set()
+    for pattern in WORKER_HALF:
+        found.update(p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.glob(pattern))
+    return sorted(found)
+
+
 FACTS_TIMEOUT = 30.0
 INSTALL_TIMEOUT = 300.0
 _FACTS_SCRIPT = r"""
@@ -194,7 +191,7 @@ def runtime_requirements() -> list[str]:
 @cache
 def _code_digest() -> str:
     digest = hashlib.sha256()
-    for name in [*WORKER_MODULES, "workers/boot.py"]:
+    for name in worker_modules():
         digest.update(name.encode())
         digest.update((PACKAGE_DIR / name).read_bytes())
     for requirement in runtime_requirements():
@@ -231,8 +228,8 @@ def ensure_runtime(facts: InterpreterFacts) -> Path:
 
 def _build(facts: InterpreterFacts, staging: Path) -> None:
     code = staging / "code" / "mvbridge"
-    (code / "workers").mkdir(parents=True)
-    for name in WORKER_MODULES:
+    for name in worker_modules():
+        (code / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PACKAGE_DIR / name, code / name)
     logger.info("preparing the mvbridge runtime for Python %s at %s", facts.minor, staging)
     command = [

@@ -48,7 +48,7 @@ def write_stubs(
             if module in OWN_NAMES:
                 continue
             try:
-                listing = env.import_module("mvbridge.ops").stub_listing(module)
+                listing = env.import_module("mvbridge.core.ops").stub_listing(module)
             except Exception as exc:
                 progress(f"no stub for {module!r} of env {name!r}: {type(exc).__name__}: {exc}")
                 continue

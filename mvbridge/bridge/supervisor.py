@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from .. import protocol as P
+from ..core import protocol as P
 from ..errors import WorkerStartError
 
 logger = logging.getLogger(__name__)

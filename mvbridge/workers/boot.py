@@ -5,7 +5,7 @@ The host copies this file to the root of a runtime directory laid out as ``code/
 worker modules) and ``site/`` (msgpack, pyzmq, cloudpickle) and runs it as a script. Once our
 modules are loaded, the runtime leaves ``sys.path`` and its three packages leave
 ``sys.modules``: user code then imports the env's own versions, if the env has them.
-cloudpickle is imported later, on first use, by ``mvbridge.hidden`` (most calls never need it).
+cloudpickle is imported later, on first use, by ``mvbridge.core.hidden`` (most calls never need it).
 
 So worker code must avoid pyzmq paths that import zmq lazily: attribute-style socket options
 (``socket.rcvmore``; use ``getsockopt``), and the ``zmq.Again``/``ContextTerminated``
@@ -29,7 +29,7 @@ def _boot() -> None:
     # pyzmq imports its garbage collector on the first zero-copy frame; do it while it can.
     zmq.Frame(bytearray(1 << 17), copy=False)
 
-    from mvbridge import hidden
+    from mvbridge.core import hidden
     from mvbridge.workers import server
 
     hidden.RUNTIME_SITE = ours[1]  # cloudpickle is imported from there on first use

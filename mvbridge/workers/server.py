@@ -19,10 +19,10 @@ from typing import Any, Callable
 import msgpack
 import zmq
 
-from .. import dists, hidden, sharedmem
-from .. import protocol as P
+from ..core import dists, hidden, sharedmem
+from ..core import protocol as P
+from ..core.peer import Channel, Session, receive_message
 from ..errors import MVBridgeError, ProtocolError
-from ..peer import Channel, Session, receive_message
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ def wheels(tmp_path_factory):
             {"oddmod/__init__.py": "X = 1\n", "oddmod/sub.py": "def where():\n    return 'sub'\n"},
         ),
         "clash": build_wheel(
-            folder / "clash", "mvb-clash", "0.1", {"protocol/__init__.py": "X = 1\n"}
+            folder / "clash", "mvb-clash", "0.1", {"config/__init__.py": "X = 1\n"}
         ),
     }
 
@@ -175,7 +175,7 @@ def test_name_clashing_with_mvbridge_is_reported_at_sync(tmp_path, wheels):
     write_config(tmp_path, f'[envs.c]\nrequirements = ["{wheels["clash"]}"]\n')
     done = run_cli(["sync", "--no-stubs"], tmp_path)
     assert done.returncode == 1
-    assert "clashes with mvbridge's own 'mvbridge.protocol'" in done.stderr
+    assert "clashes with mvbridge's own 'mvbridge.config'" in done.stderr
 
 
 def test_adhoc_env_from_requirements_is_built_in_the_cache(wheels):

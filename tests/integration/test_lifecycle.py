@@ -195,7 +195,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_protocol_mismatch_is_refused_at_start_with_what_differs(py_v1, monkeypatch):
-    from mvbridge import protocol
+    from mvbridge.core import protocol
 
     monkeypatch.setattr(protocol, "PROTOCOL_VERSION", 99)
     env = mvbridge.Env("mismatch", interpreter=py_v1)
@@ -214,8 +214,8 @@ def test_interpreter_that_does_not_run_is_a_start_error(tmp_path):
 def test_malformed_control_messages_do_not_kill_the_worker(fresh_env):
     import zmq
 
-    from mvbridge import protocol
     from mvbridge.bridge.client import context
+    from mvbridge.core import protocol
 
     demo = fresh_env.import_module("mvb_demo")
     pid = demo.pid()

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from mvbridge import protocol as P
-from mvbridge.codec import Decoder, Encoder
+from mvbridge.core import protocol as P
+from mvbridge.core.codec import Decoder, Encoder
+from mvbridge.core.peer import Session
+from mvbridge.core.remote import RemoteObject
 from mvbridge.errors import SerializationError
-from mvbridge.peer import Session
-from mvbridge.remote import RemoteObject
 
 
 class SameProcessSession(Session):
     """A real Session; 'the peer' is this interpreter, so versions always match."""
 
     def __init__(self):
-        from mvbridge import dists
+        from mvbridge.core import dists
 
         super().__init__(dists.PYTHON_VERSION)
 
     def peer_version(self, top):
-        from mvbridge import dists
+        from mvbridge.core import dists
 
         return dists.version_of(top)
 
@@ -69,7 +69,7 @@ def test_reference_sent_back_resolves_to_the_original():
 def test_unknown_ext_type_is_a_serialization_error():
     import msgpack
 
-    from mvbridge.codec import _join
+    from mvbridge.core.codec import _join
 
     frames = [_join(msgpack.packb([P.REPLY, 1, None]), msgpack.packb(msgpack.ExtType(99, b"")))]
     with pytest.raises(SerializationError, match="unknown ext type 99"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mvbridge.core.objects import ObjectTable
 from mvbridge.errors import StaleReferenceError
-from mvbridge.objects import ObjectTable
 
 
 def test_same_object_keeps_its_id_and_counts_each_export():

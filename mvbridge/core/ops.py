@@ -11,10 +11,10 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..errors import ProtocolError
 from . import dists
 from . import protocol as P
 from .codec import ByRef
-from .errors import ProtocolError
 from .protocol import FLAG_CALLABLE, FLAG_CLASS, FLAG_ROUTINE
 
 if TYPE_CHECKING:  # pragma: no cover

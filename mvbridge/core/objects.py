@@ -12,7 +12,7 @@ import collections
 import threading
 from typing import Any, Iterable, NamedTuple
 
-from .errors import StaleReferenceError
+from ..errors import StaleReferenceError
 
 
 class TableStatistics(NamedTuple):

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import msgpack
 
+from ..errors import ProtocolError, SerializationError
 from . import hidden, sharedmem
-from .errors import ProtocolError, SerializationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session

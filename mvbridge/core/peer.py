@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 import zmq
 
+from ..errors import MVBridgeError, ProtocolError, RemoteError
 from . import dists, hidden, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
-from .errors import MVBridgeError, ProtocolError, RemoteError
 from .objects import ObjectTable, drain
 from .remote import RemoteAttribute, RemoteCallable, RemoteObject, TypeInfo
 

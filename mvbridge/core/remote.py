@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..errors import SerializationError
 from . import protocol as P
-from .errors import SerializationError
 from .ops import SPECIAL
 
 if TYPE_CHECKING:  # pragma: no cover
