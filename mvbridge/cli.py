@@ -1,4 +1,4 @@
-"""The ``mvbridge`` command: sync, envs, remove, demo.
+"""The ``mvbridge`` command: sync, envs, remove, spawn, ping, keygen, demo.
 
 Exit codes: 0 success; 1 an mvbridge error (its message on stderr says what happened and what
 to do; a failed install adds the installer's own output); 2 bad usage.
@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("env", metavar="ENV")
     remove.set_defaults(run=_remove)
 
+    _add_service_commands(sub)
+
     demo = sub.add_parser(
         "demo", help="run the two-pandas demo (two envs, two pandas versions, one process)"
     )
@@ -83,6 +85,173 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_service_commands(sub: argparse._SubParsersAction) -> None:
+    from .service.spawn import DEFAULT_ADDRESS
+
+    spawn = sub.add_parser(
+        "spawn",
+        help="serve an env's workers on one address, for many hosts",
+        description="Build the env if needed and serve it in the foreground on one address "
+        "(CurveZMQ on TCP). SIGTERM or SIGINT drains (calls in flight get --grace seconds) "
+        "and exits 0; SIGHUP re-reads the allowed client keys.",
+    )
+    spawn.add_argument("--env", required=True, metavar="NAME", help="the env to serve")
+    spawn.add_argument(
+        "--address", default=DEFAULT_ADDRESS, metavar="ADDR", help=f"default: {DEFAULT_ADDRESS}"
+    )
+    spawn.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)"
+    )
+    spawn.add_argument("--config", type=Path, metavar="PATH", help="mvbridge.toml to read")
+    spawn.add_argument(
+        "--interpreter", metavar="PATH", help="serve this Python as it is instead of a built env"
+    )
+    spawn.add_argument(
+        "--key", type=Path, metavar="FILE", help="the service's secret key (NAME.key_secret)"
+    )
+    spawn.add_argument(
+        "--allow", type=Path, metavar="DIR", help="folder of allowed clients' public *.key files"
+    )
+    spawn.add_argument(
+        "--insecure", action="store_true", help="no CurveZMQ (refused unless on loopback)"
+    )
+    spawn.add_argument(
+        "--session-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="S",
+        help="how long a session outlives its client's disconnection (default: 60)",
+    )
+    spawn.add_argument(
+        "--heartbeat-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="silence after which a client connection counts as lost (default: 10)",
+    )
+    spawn.add_argument(
+        "--max-message-size",
+        type=_size,
+        default=1 << 30,
+        metavar="BYTES",
+        help="largest message a client may send, e.g. 1G, 64M (default: 1G)",
+    )
+    spawn.add_argument(
+        "--grace",
+        type=_non_negative,
+        default=10.0,
+        metavar="S",
+        help="how long a drain waits for calls in flight (default: 10)",
+    )
+    spawn.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    spawn.add_argument("--log-format", default="text", choices=["text", "json"])
+    spawn.set_defaults(run=_spawn)
+
+    ping = sub.add_parser(
+        "ping",
+        help="check a service: round trip, env, versions, sessions, objects",
+        description="Exit 0 when the service at ADDR answers, 1 when it is down or refuses us; "
+        "keys default to MVBRIDGE_SERVER_KEY and MVBRIDGE_CLIENT_KEY.",
+    )
+    ping.add_argument("address", metavar="ADDR")
+    ping.add_argument("--server-key", type=Path, metavar="FILE", help="the service's NAME.key")
+    ping.add_argument("--client-key", type=Path, metavar="FILE", help="our NAME.key_secret")
+    ping.add_argument("--timeout", type=_positive, default=5.0, metavar="S", help="default: 5")
+    ping.add_argument("--json", action="store_true", help="print one JSON object")
+    ping.set_defaults(run=_ping)
+
+    keygen = sub.add_parser(
+        "keygen",
+        help="make a CurveZMQ key pair: NAME.key (public), NAME.key_secret (secret, 0600)",
+    )
+    keygen.add_argument("name", metavar="NAME")
+    keygen.add_argument("--dir", type=Path, default=Path("."), metavar="DIR")
+    keygen.add_argument("--force", action="store_true", help="replace an existing pair")
+    keygen.set_defaults(run=_keygen)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    number, unit = (text[:-1], text[-1].lower()) if text[-1:].lower() in units else (text, "")
+    try:
+        value = int(float(number) * units.get(unit, 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 1G or 65536") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive size")
+    return value
+
+
+def _spawn(args: argparse.Namespace) -> int:
+    from .service.spawn import SpawnOptions, serve
+
+    return serve(
+        SpawnOptions(
+            env=args.env,
+            address=args.address,
+            workers=args.workers,
+            config=args.config,
+            interpreter=args.interpreter,
+            key=args.key,
+            allow=args.allow,
+            insecure=args.insecure,
+            session_timeout=args.session_timeout,
+            heartbeat_timeout=args.heartbeat_timeout,
+            max_message_size=args.max_message_size,
+            grace=args.grace,
+            log_level=args.log_level,
+            log_format=args.log_format,
+        )
+    )
+
+
+def _ping(args: argparse.Namespace) -> int:
+    import json
+
+    from .bridge.keys import client_keys
+    from .service.ping import describe, ping
+
+    server_key = args.server_key or os.environ.get("MVBRIDGE_SERVER_KEY") or None
+    client_key = args.client_key or os.environ.get("MVBRIDGE_CLIENT_KEY") or None
+    keys = client_keys(server_key, client_key)
+    try:
+        facts = ping(args.address, keys, args.timeout)
+    except MVBridgeError as exc:
+        if args.json:
+            print(json.dumps({"address": args.address, "up": False, "error": str(exc)}))
+        else:
+            print(f"mvbridge: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"up": True, **facts}))
+    else:
+        print(describe(facts))
+    return EXIT_OK
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from .bridge.keys import generate
+
+    public, secret = generate(args.name, args.dir, force=args.force)
+    print(f"public key: {public}  (give it to the other side)")
+    print(f"secret key: {secret}  (mode 0600; keep it here)")
+    return EXIT_OK
 
 
 def _progress(message: str) -> None:

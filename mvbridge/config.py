@@ -8,7 +8,12 @@ The config is found from the current directory upwards (``mvbridge.toml`` first,
 requirements = ["./src/dep_a", "pandas==2.2.0"]
 python = "3.11"              # optional: a version ("3.9") or an interpreter path
 modules = ["dep_a"]          # optional: import names to expose (default: discovered)
-address = "tcp://host:5555"  # optional: a running `mvbridge spawn` service
+address = "tcp://host:5555"  # optional: a running `mvbridge spawn` service, instead of
+                             # requirements; then also (paths relative to this file):
+server_key = "keys/server.key"         # the service's public key
+client_key = "keys/app.key_secret"     # this client's secret key
+connect_timeout = 10         # seconds a (re)connection may take
+heartbeat_timeout = 10       # seconds of silence before calls in flight fail
 call_timeout = 30            # optional: default deadline of each call, in seconds
 ```
 """
@@ -30,7 +35,18 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 CONFIG_NAME = "mvbridge.toml"
-ENV_KEYS = {"requirements", "python", "modules", "address", "call_timeout"}
+ENV_KEYS = {
+    "requirements",
+    "python",
+    "modules",
+    "address",
+    "server_key",
+    "client_key",
+    "connect_timeout",
+    "heartbeat_timeout",
+    "call_timeout",
+}
+SERVICE_KEYS = {"server_key", "client_key", "connect_timeout", "heartbeat_timeout"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
@@ -46,6 +62,10 @@ class EnvSpec:
         python: a version such as ``"3.9"``, an interpreter path, or None for the host's.
         modules: import names to expose, or None to use the discovered ones.
         address: a running service's address, or None for a local worker.
+        server_key: the service's public key file, absolute (services only).
+        client_key: this client's secret key file, absolute (services only).
+        connect_timeout: seconds a (re)connection to a service may take.
+        heartbeat_timeout: seconds a service connection may stay silent.
         call_timeout: default per-call deadline in seconds, or None.
     """
 
@@ -54,6 +74,10 @@ class EnvSpec:
     python: str | None = None
     modules: tuple[str, ...] | None = None
     address: str | None = None
+    server_key: str | None = None
+    client_key: str | None = None
+    connect_timeout: float = 10.0
+    heartbeat_timeout: float = 10.0
     call_timeout: float | None = None
 
 
@@ -168,21 +192,46 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
             )
         modules = tuple(modules)
     address = table.get("address")
-    if address is not None and (not isinstance(address, str) or "://" not in address):
-        raise ConfigError(f"{at}: 'address' must look like \"tcp://host:port\"")
-    timeout = table.get("call_timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    if address is not None and (
+        not isinstance(address, str)
+        or not re.match(r"^tcp://[^:/]+(:\d+)$|^tcp://\[[^\]]+\]:\d+$", address)
     ):
-        raise ConfigError(f"{at}: 'call_timeout' must be a positive number of seconds")
+        raise ConfigError(f"{at}: 'address' must look like \"tcp://host:port\"")
+    misplaced = sorted(SERVICE_KEYS & set(table)) if address is None else []
+    if misplaced:
+        raise ConfigError(f"{at}: {misplaced} apply only to an env with an 'address'")
+    timeout = _seconds(at, table, "call_timeout", None)
+    keys = {k: _path(at, root, table.get(k), k) for k in ("server_key", "client_key")}
     return EnvSpec(
         name=name,
         requirements=tuple(resolve_requirement(r, root) for r in requirements),
         python=python,
         modules=modules,
         address=address,
-        call_timeout=float(timeout) if timeout is not None else None,
+        server_key=keys["server_key"],
+        client_key=keys["client_key"],
+        connect_timeout=_seconds(at, table, "connect_timeout", 10.0),
+        heartbeat_timeout=_seconds(at, table, "heartbeat_timeout", 10.0),
+        call_timeout=timeout,
     )
+
+
+def _seconds(at: str, table: dict[str, Any], key: str, default: Any) -> Any:
+    value = table.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{at}: {key!r} must be a positive number of seconds")
+    return float(value)
+
+
+def _path(at: str, root: Path, value: Any, key: str) -> str | None:
+    """A key file's path, made absolute relative to the config's folder."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{at}: {key!r} must be the path of a key file")
+    return str((root / Path(value.strip()).expanduser()).resolve())
 
 
 def _python(at: str, root: Path, python: Any) -> str | None:

@@ -1,7 +1,10 @@
-"""The host's connection to one worker: handshake, one channel per thread, liveness, deadlines.
+"""The host's session with one worker: handshake, one channel per thread, callbacks, deadlines.
 
-Internal. Only this module (and ``workers/server.py``) opens sockets; ZeroMQ and process
-failures become mvbridge errors here.
+Internal. The session does not know how it reaches its worker: a *link* does
+(``local_link.LocalLink`` for a worker process of ours, ``service_link.ServiceLink`` for a
+``mvbridge spawn`` service). Both hand out one DEALER per channel, so the channel code here is
+the same for both. Only this module and the links (and ``workers/``) open sockets; ZeroMQ and
+process failures become mvbridge errors here.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from ..core import dists, hidden, sharedmem
+from ..core import dists, hidden
 from ..core import protocol as P
 from ..core.peer import Channel, Session, receive_message
 from ..errors import (
@@ -29,11 +32,14 @@ from ..errors import (
     WorkerStartError,
 )
 from .proxy import RemoteModule
-from .supervisor import WorkerProcess, describe_exit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .links import Link
+    from .supervisor import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
-POLL_MS = 100  # how often a waiting thread checks that the worker still lives
+POLL_MS = 100  # how often a waiting thread checks that its worker is still there
 CONTROL_TIMEOUT = 10.0
 
 _context_lock = threading.Lock()
@@ -76,7 +82,7 @@ class WorkerModuleName:
 
 
 class HostChannel(Channel):
-    """A channel used by one host thread."""
+    """A channel used by one host thread (its calls, or a reverse channel it serves)."""
 
     reraise_base_exceptions = True
 
@@ -86,6 +92,7 @@ class HostChannel(Channel):
         self.thread = weakref.ref(threading.current_thread())
         self.broken = False
         self.deadline: float | None = None
+        self.epoch = 0  # the link's connection epoch when the outermost request was sent
 
     def request(self, op: str, target: Any, operands: list[Any]) -> Any:
         if self.depth == 0:
@@ -96,6 +103,7 @@ class HostChannel(Channel):
                 own = time.monotonic() + session.call_timeout
                 chosen = own if chosen is None else min(chosen, own)
             self.deadline = chosen
+            self.epoch = session.link.epoch
         return super().request(op, target, operands)
 
     def send(self, frames: list[Any]) -> None:
@@ -103,9 +111,11 @@ class HostChannel(Channel):
             self.socket.send_multipart(frames, copy=len(frames) == 1)
         except zmq.ZMQError as exc:
             self.broken = True
+            session = self.session
+            assert isinstance(session, HostSession)
             raise WorkerDiedError(
-                f"could not send to the worker of env {self.session.env_name!r}: {exc}",  # type: ignore[attr-defined]
-                env=self.session.env_name,  # type: ignore[attr-defined]
+                f"could not send to the worker of env {session.env_name!r}: {exc}",
+                env=session.env_name,
             ) from exc
 
     def receive(self) -> list[Any]:
@@ -125,36 +135,45 @@ class HostChannel(Channel):
             try:
                 # A blocking receive with RCVTIMEO (set when the channel opened): one call on
                 # the fast path; every POLL_MS without a message, look at the worker's health.
-                return receive_message(socket)
+                frames = receive_message(socket)
             except zmq.Again:
-                pass
+                frames = None
             except zmq.ZMQError as exc:
                 self.broken = True
-                if session.death is not None:
-                    raise WorkerDiedError(session.death, env=session.env_name) from exc
-                raise session.died_error(f"its connection failed ({exc})") from exc
+                raise session.unreachable(f"its connection failed ({exc})") from exc
+            if frames is not None:
+                if len(frames) == 1 and not frames[0]:  # the link could not send our request
+                    self.broken = True
+                    raise session.unreachable("the request could not be sent")
+                return frames
             try:
-                session.check_alive()
+                session.check_alive(self)
             except WorkerDiedError:
                 self.broken = True
-                self.socket.close(linger=0)
                 raise
 
 
 class HostSession(Session):
-    """The host's side of the session with one worker process (one generation of it)."""
+    """The host's side of one session with one worker (one generation of it).
+
+    Args:
+        env_name: for messages.
+        link: how this session reaches its worker; the session closes it at the end.
+        call_timeout: default deadline of each outermost call (None: none).
+        module_proxy: ``name -> RemoteModule`` of the env, for modules the worker sends.
+        start_timeout: how long the handshake may take.
+    """
 
     def __init__(
         self,
         env_name: str,
-        process: WorkerProcess | None,
-        control_endpoint: str,
+        link: Link,
         call_timeout: float | None,
         module_proxy: Any,
         start_timeout: float,
     ) -> None:
         self.env_name = env_name
-        self.process = process
+        self.link = link
         self.call_timeout = call_timeout
         self._module_proxy = module_proxy
         self._local = threading.local()
@@ -162,16 +181,21 @@ class HostSession(Session):
         self._channels_lock = threading.Lock()
         self._control_lock = threading.Lock()
         self._control_id = 0
+        self._callbacks_ready = False
+        self._reverse_threads: list[threading.Thread] = []
         self.death: str | None = None
         self.shut_down = False  # stopped on purpose (env.shutdown), not died
-        self.control_socket = context().socket(zmq.DEALER)
-        # The worker binds after we connect; ZeroMQ retries a failed connect only after
-        # RECONNECT_IVL (100 ms by default), which was most of a cold start.
-        self.control_socket.setsockopt(zmq.RECONNECT_IVL, 2)
-        self.control_socket.connect(control_endpoint)
+        self.closed = False
+        self.facts: dict[str, Any] = {}
         self.facts = self._hello(start_timeout)
         super().__init__(self.facts["python_minor"])
         self.use_shared_memory(self.facts.get("shared_memory"))
+        link.attach(self)
+
+    @property
+    def process(self) -> WorkerProcess | None:
+        """The local worker process, or None for a service."""
+        return self.link.process
 
     # -- handshake and control ----------------------------------------------------------------
     def _hello(self, timeout: float) -> dict[str, Any]:
@@ -180,13 +204,13 @@ class HostSession(Session):
             "python_minor": dists.PYTHON_VERSION,
             "cloudpickle": hidden.cloudpickle_version(),
             "pid": os.getpid(),
-            # A local worker shares this machine's memory: large arrays go through it.
-            "shared_memory": sharedmem.default_dir() if self.process is not None else None,
+            **self.link.hello_extras(),
         }
         try:
+            self.link.wait_connected(timeout)
             return self.control(P.HELLO, payload, timeout, starting=True)
         except BaseException:
-            self.control_socket.close(linger=0)
+            self.link.close()
             raise
 
     def control(
@@ -197,15 +221,19 @@ class HostSession(Session):
         starting: bool = False,
     ) -> Any:
         """One control request and its reply."""
+        link = self.link
         with self._control_lock:
             self._control_id += 1
             rid = self._control_id
-            socket = self.control_socket
+            socket = link.control_socket
             socket.send_multipart(P.control_message(kind, rid, payload))
             give_up = time.monotonic() + timeout
             while True:
                 if socket.poll(POLL_MS):
-                    reply_kind, reply_id, reply = P.unpack(socket.recv())
+                    frame = socket.recv()
+                    if not frame:  # LINK_DOWN: the request could not go out
+                        raise self.unreachable("a control request could not be sent", starting)
+                    reply_kind, reply_id, reply = P.unpack(frame)
                     if reply_id != rid and reply_id != 0:
                         continue
                     if reply_kind == P.OK:
@@ -216,40 +244,19 @@ class HostSession(Session):
                             message, env=self.env_name, exit_code=None, stderr_tail=""
                         )
                     raise ProtocolError(message, env=self.env_name)
-                if self.process is not None and self.process.exit_code() is not None:
-                    if starting:
-                        raise self._start_error()
+                if starting:
+                    link.check_starting()
+                else:
                     self.check_alive()
                 if time.monotonic() > give_up:
                     if starting:
-                        raise WorkerStartError(
-                            f"the worker of env {self.env_name!r} (pid {self._pid()}) did not "
-                            f"answer the handshake within {timeout:.0f} s",
-                            env=self.env_name,
-                            exit_code=None,
-                            stderr_tail=self.process.stderr_text(0.1) if self.process else "",
-                        )
+                        raise link.start_timeout_error(timeout)
                     raise WorkerDiedError(
-                        f"the worker of env {self.env_name!r} did not answer a control "
-                        f"request within {timeout:.0f} s",
+                        f"{link.describe()} did not answer a control request within "
+                        f"{timeout:.0f} s",
                         env=self.env_name,
-                        pid=self._pid(),
+                        pid=link.pid,
                     )
-
-    def _pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def _start_error(self) -> WorkerStartError:
-        assert self.process is not None
-        code = self.process.exit_code()
-        tail = self.process.stderr_text()
-        return WorkerStartError(
-            f"the worker of env {self.env_name!r} ({self.process.python}) "
-            f"{describe_exit(code)} before it was ready; its stderr ends with:\n{tail.rstrip()}",
-            env=self.env_name,
-            exit_code=code,
-            stderr_tail=tail,
-        )
 
     # -- channels -------------------------------------------------------------------------------
     def channel(self) -> Channel:
@@ -261,15 +268,18 @@ class HostSession(Session):
         if channel is not None:
             self._drop_channel(channel)
         cid, endpoint = self.control(P.OPEN)
-        socket = context().socket(zmq.DEALER)
+        socket = self.link.channel_socket(cid, endpoint)
         socket.setsockopt(zmq.RCVTIMEO, POLL_MS)
-        socket.connect(endpoint)
         channel = HostChannel(self, socket, cid)
         self._local.channel = channel
         with self._channels_lock:
             self._sweep_dead_threads()
             self._channels.append(channel)
         return channel
+
+    def bind_thread(self, channel: HostChannel) -> None:
+        """Requests this thread makes go on ``channel`` (a reverse channel it serves)."""
+        self._local.channel = channel
 
     def _sweep_dead_threads(self) -> None:
         for channel in list(self._channels):
@@ -286,6 +296,7 @@ class HostSession(Session):
 
     def _close_channel(self, channel: HostChannel) -> None:
         channel.socket.close(linger=0)
+        self.link.channel_closed(channel.cid)
         if not self.closed:
             try:
                 self.control(P.CLOSE, channel.cid)
@@ -296,38 +307,127 @@ class HostSession(Session):
         with self._channels_lock:
             return sum(1 for channel in self._channels if channel.depth)
 
+    # -- callbacks from worker threads (reverse channels) ----------------------------------------
+    def export(self, obj: Any) -> tuple[int, int, list[Any]]:
+        if not self._callbacks_ready:  # the worker can call back only what it was given
+            self._callbacks_ready = True
+            self.link.start_callbacks()
+        return super().export(obj)
+
+    def serve_reverse(self, route: bytes) -> None:
+        """Start a host thread that serves the reverse channel ``route`` (called by the link)."""
+        thread = threading.Thread(
+            target=self._serve_reverse,
+            args=(route,),
+            name=f"mvbridge-callbacks-{P.channel_id(route) & ~P.REVERSE_BIT}",
+            daemon=True,
+        )
+        self._reverse_threads.append(thread)
+        thread.start()
+
+    def _serve_reverse(self, route: bytes) -> None:
+        socket = self.link.reverse_socket(route)
+        channel = HostChannel(self, socket, P.channel_id(route))
+        self._local.channel = channel
+        try:
+            socket.send(P.READY)
+            while not self.closed:
+                if not socket.poll(POLL_MS):
+                    continue
+                frames = receive_message(socket)
+                if len(frames) == 1 and not frames[0]:
+                    continue  # LINK_DOWN for a reply of ours: the worker side will notice
+                channel.serve_one(frames)
+        except zmq.ZMQError:
+            pass  # the session is closing
+        except Exception:
+            logger.exception("mvbridge: serving a callback of env %r failed", self.env_name)
+        finally:
+            socket.close(linger=0)
+
+    def reverse_threads(self) -> int:
+        """Host threads serving reverse channels now."""
+        self._reverse_threads = [t for t in self._reverse_threads if t.is_alive()]
+        return len(self._reverse_threads)
+
     # -- liveness -------------------------------------------------------------------------------
-    def check_alive(self) -> None:
-        """Raise ``WorkerDiedError`` if the worker has exited or this session was shut down."""
+    def check_alive(self, channel: HostChannel | None = None) -> None:
+        """Raise ``WorkerDiedError`` if the worker has gone, or if the connection dropped while
+        ``channel``'s call was in flight (its reply may be lost)."""
         if self.death is not None:
-            raise WorkerDiedError(self.death, env=self.env_name, pid=self._pid())
-        if self.process is not None:
-            code = self.process.exit_code()
-            if code is not None:
-                raise self.died_error(describe_exit(code), code)
+            raise WorkerDiedError(self.death, env=self.env_name, pid=self.link.pid)
+        lost = self.link.lost()
+        if lost is not None:
+            raise self.died_error(*lost)
+        if channel is not None:
+            how = self.link.dropped(channel.epoch)
+            if how is not None:
+                raise self.dropped_error(how)
 
     def usable(self) -> bool:
-        """True while this session is open and its worker process runs."""
+        """True while this session is open and its worker can be reached (reconnecting to and
+        resuming a service session if need be).
+
+        Raises:
+            WorkerStartError: a service could not be reached within its connect timeout.
+        """
         if self.closed:
             return False
-        if self.process is not None and self.process.exit_code() is not None:
-            self.died_error(describe_exit(self.process.exit_code()), self.process.exit_code())
+        lost = self.link.lost()
+        if lost is not None:
+            self.died_error(*lost)
+            return False
+        return self.link.ready(self)
+
+    def alive_nowait(self) -> bool:
+        """``usable`` without reconnecting: False once the worker or session is gone."""
+        if self.closed:
+            return False
+        lost = self.link.lost()
+        if lost is not None:
+            self.died_error(*lost)
             return False
         return True
 
+    def unreachable(self, how: str, starting: bool = False) -> MVBridgeError:
+        """The error for a request that could not reach the worker (``how`` says why)."""
+        if starting:
+            return WorkerStartError(
+                f"{self.link.describe()} could not be reached: {how}",
+                env=self.env_name,
+                exit_code=None,
+                stderr_tail="",
+            )
+        lost = self.link.lost()
+        if lost is not None:
+            return self.died_error(*lost)
+        return self.dropped_error(how)
+
+    def dropped_error(self, how: str) -> WorkerDiedError:
+        """A call failed because the connection dropped; the session itself may go on."""
+        in_flight = self.calls_in_flight()
+        return WorkerDiedError(
+            f"{self.link.describe()}: {how}, with {in_flight} call"
+            f"{'s' if in_flight != 1 else ''} in flight; {self.link.next_steps()}",
+            env=self.env_name,
+            pid=self.link.pid,
+            calls_in_flight=in_flight,
+        )
+
     def died_error(self, how: str, code: int | None = None) -> WorkerDiedError:
+        """Mark the session dead for good and return the error that says so."""
         in_flight = self.calls_in_flight()
         python = self.facts.get("python", "?")
         self.death = (
-            f"the worker of env {self.env_name!r} (pid {self._pid()}, Python {python}) {how} "
-            f"with {in_flight} call{'s' if in_flight != 1 else ''} in flight; the next call "
-            "starts a new worker"
+            f"{self.link.describe()} (pid {self.link.pid}, Python {python}) {how} with "
+            f"{in_flight} call{'s' if in_flight != 1 else ''} in flight; "
+            f"{self.link.next_steps()}"
         )
         self.closed = True
         return WorkerDiedError(
             self.death,
             env=self.env_name,
-            pid=self._pid(),
+            pid=self.link.pid,
             exit_code=code,
             calls_in_flight=in_flight,
         )
@@ -339,7 +439,7 @@ class HostSession(Session):
         )
 
     def request(self, op: str, target: Any, *operands: Any) -> Any:
-        if self.closed:
+        if (self.closed or not self.link.fast) and not self.usable():
             raise self.stale_error()
         return self.channel().request(op, target, list(operands))
 
@@ -360,29 +460,22 @@ class HostSession(Session):
 
     # -- shutdown ------------------------------------------------------------------------------
     def shutdown(self) -> int | None:
-        """Stop the worker (SHUTDOWN, then terminate, then kill) and close every socket we can.
-
-        Threads still waiting on a call notice within ``POLL_MS`` and raise ``WorkerDiedError``.
+        """End the session: stop a local worker (SHUTDOWN, terminate, kill) or say BYE to a
+        service, and close every socket we can. Threads still waiting on a call notice within
+        ``POLL_MS`` and raise ``WorkerDiedError``.
         """
         if self.death is None:
             self.death = f"env {self.env_name!r} was shut down"
             self.shut_down = True
         already_closed = self.closed
         self.closed = True
-        code = None
-        if self.process is not None:
-            if not already_closed and self.process.exit_code() is None:
-                with contextlib.suppress(zmq.ZMQError):
-                    self.control_socket.send_multipart(
-                        P.control_message(P.SHUTDOWN, 0), flags=zmq.NOBLOCK
-                    )
-            code = self.process.stop()
+        code = self.link.end(said_goodbye=already_closed)
         with self._channels_lock:
             for channel in list(self._channels):
                 if not channel.depth:  # a busy channel is closed by its own thread
                     channel.socket.close(linger=0)
                     self._channels.remove(channel)
-        self.control_socket.close(linger=0)
+        self.link.close()
         self.close()  # the object table and shared-memory segments, as any session ends
         return code
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
-import shutil
-import tempfile
+import os
 import textwrap
 import threading
 import types
@@ -24,9 +23,11 @@ from ..core.codec import ByValue
 from ..errors import ConfigError, MVBridgeError, SerializationError
 from .client import HostSession, WorkerModuleName
 from .envs import EnvRecord, adhoc_location, ensure_env, stderr_progress
+from .keys import client_keys
+from .local_link import LocalLink
 from .proxy import RemoteModule
 from .runtime import ensure_runtime, interpreter_facts
-from .supervisor import WorkerProcess
+from .service_link import ServiceLink
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +99,22 @@ class Env:
             ad hoc env, under ``.mvbridge/`` for one declared in mvbridge.toml).
         python: the Python of a built env: a version such as ``"3.9"`` or an interpreter path
             (default: the host's).
-        address: a running ``mvbridge spawn`` service (not available yet).
+        address: a running ``mvbridge spawn`` service, ``"tcp://host:port"``.
+        server_key: the service's public key file (``NAME.key``); default
+            ``MVBRIDGE_SERVER_KEY``. Without it (and ``client_key``) the connection is plain,
+            which only an ``--insecure`` service on loopback accepts.
+        client_key: this client's secret key file (``NAME.key_secret``); default
+            ``MVBRIDGE_CLIENT_KEY``.
         call_timeout: default deadline in seconds for each call into this env (None: no deadline).
-        start_timeout: how long the worker may take to answer its handshake.
+        start_timeout: how long a local worker may take to answer its handshake.
+        connect_timeout: how long connecting (or reconnecting) to a service may take before a
+            call fails.
+        heartbeat_timeout: how long a service connection may stay silent before the calls in
+            flight fail with ``WorkerDiedError``.
 
     Raises:
-        ConfigError: neither or both of ``interpreter`` and ``requirements`` were given.
+        ConfigError: not exactly one of ``interpreter``, ``requirements`` and ``address`` was
+            given, or keys were given for an env that is not a service.
     """
 
     def __init__(
@@ -114,8 +125,12 @@ class Env:
         requirements: list[str] | None = None,
         python: str | None = None,
         address: str | None = None,
+        server_key: str | Path | None = None,
+        client_key: str | Path | None = None,
         call_timeout: float | None = None,
         start_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        heartbeat_timeout: float = 10.0,
     ) -> None:
         given = [
             k
@@ -135,6 +150,8 @@ class Env:
             raise ConfigError(
                 f"env {name!r}: python= applies only to an env built from requirements"
             )
+        if (server_key or client_key) and not address:
+            raise ConfigError(f"env {name!r}: server_key/client_key apply only with address=")
         self.name = name
         self.interpreter = str(interpreter) if interpreter is not None else None
         self.spec = EnvSpec(
@@ -148,11 +165,14 @@ class Env:
         self.pins: dict[str, str] | None = None
         self.record: EnvRecord | None = None
         self.address = address
+        self.server_key = server_key
+        self.client_key = client_key
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout
+        self.connect_timeout = connect_timeout
+        self.heartbeat_timeout = heartbeat_timeout
         self._lock = threading.RLock()
         self._session: HostSession | None = None
-        self._ipc_dir: Path | None = None
         self._modules: dict[str, RemoteModule] = {}
         self._starts = 0
         with _registry_lock:
@@ -165,13 +185,21 @@ class Env:
         session = self._session
         if session is None or session.shut_down:
             return EnvState.STOPPED
-        return EnvState.RUNNING if session.usable() else EnvState.DIED
+        return EnvState.RUNNING if session.alive_nowait() else EnvState.DIED
 
     @classmethod
     def from_spec(cls, spec: EnvSpec, location: Path, pins: dict[str, str] | None = None) -> Env:
         """The env declared by ``spec`` (mvbridge.toml), built at ``location``."""
         if spec.address:
-            env = cls(spec.name, address=spec.address, call_timeout=spec.call_timeout)
+            env = cls(
+                spec.name,
+                address=spec.address,
+                server_key=spec.server_key,
+                client_key=spec.client_key,
+                call_timeout=spec.call_timeout,
+                connect_timeout=spec.connect_timeout,
+                heartbeat_timeout=spec.heartbeat_timeout,
+            )
         else:
             env = cls(
                 spec.name,
@@ -192,6 +220,8 @@ class Env:
         Raises:
             EnvBuildError: the env could not be created or its requirements not installed.
         """
+        if self.address is not None:
+            return  # a service: its host built it
         with self._lock:
             ensure_runtime(interpreter_facts(self._worker_interpreter(progress, installer)))
 
@@ -200,11 +230,6 @@ class Env:
     ) -> str:
         if self.interpreter is not None:
             return self.interpreter
-        if self.address is not None:
-            raise ConfigError(
-                f"env {self.name!r} names a service at {self.address}; connecting to a running "
-                "`mvbridge spawn` service is not available yet"
-            )
         assert self.location is not None
         self.record = ensure_env(
             self.spec, self.location, progress or stderr_progress, self.pins, installer
@@ -239,33 +264,31 @@ class Env:
         return self._session
 
     def _spawn(self) -> HostSession:
+        if self.address is not None:
+            return self._connect(self.address)
         interpreter = self._worker_interpreter()
-        facts = interpreter_facts(interpreter)
-        runtime = ensure_runtime(facts)
-        ipc_dir = Path(tempfile.mkdtemp(prefix="mvb-"))  # mkdtemp makes it 0700: only we connect
-        self._ipc_dir = ipc_dir
-        process = WorkerProcess(
-            self.name, interpreter, runtime, f"ipc://{ipc_dir}/ctl", f"ipc://{ipc_dir}/ch"
+        runtime = ensure_runtime(interpreter_facts(interpreter))
+        link = LocalLink(self.name, interpreter, runtime)
+        return HostSession(
+            self.name, link, self.call_timeout, self._module_proxy, self.start_timeout
         )
-        try:
-            return HostSession(
-                self.name,
-                process,
-                f"ipc://{ipc_dir}/ctl",
-                self.call_timeout,
-                self._module_proxy,
-                self.start_timeout,
-            )
-        except BaseException:
-            process.stop()
-            shutil.rmtree(ipc_dir, ignore_errors=True)
-            raise
+
+    def _connect(self, address: str) -> HostSession:
+        server_key = self.server_key or os.environ.get("MVBRIDGE_SERVER_KEY") or None
+        client_key = self.client_key or os.environ.get("MVBRIDGE_CLIENT_KEY") or None
+        link = ServiceLink(
+            self.name,
+            address,
+            client_keys(server_key, client_key),
+            self.connect_timeout,
+            self.heartbeat_timeout,
+        )
+        return HostSession(
+            self.name, link, self.call_timeout, self._module_proxy, self.connect_timeout
+        )
 
     def _cleanup(self, session: HostSession) -> None:
         session.shutdown()
-        if self._ipc_dir is not None:
-            shutil.rmtree(self._ipc_dir, ignore_errors=True)
-            self._ipc_dir = None
 
     def shutdown(self) -> None:
         """Stop the worker, if one runs; calls waiting on it raise ``WorkerDiedError``."""
@@ -345,7 +368,7 @@ class Env:
             pid=facts["pid"],
             protocol=facts["protocol"],
             runtime=dict(facts["runtime"]),
-            address=f"ipc://{self._ipc_dir}/ctl",
+            address=self.session().link.address,
         )
 
     def statistics(self) -> EnvStatistics:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -37,8 +38,24 @@ class WorkerProcess:
     """One local worker process."""
 
     def __init__(
-        self, env_name: str, python: str, runtime: Path, control: str, channels: str
+        self,
+        env_name: str,
+        python: str,
+        runtime: Path,
+        endpoints: list[str],
+        own_session: bool = False,
+        sink: Callable[[str, str, int], None] | None = None,
     ) -> None:
+        """Start ``python`` on the runtime's ``boot.py``.
+
+        Args:
+            endpoints: the worker's transport arguments (``--control``/``--channels`` for a
+                local worker, ``--service`` for one behind a service).
+            own_session: start it in a session of its own, so that a Ctrl-C or a signal to
+                our process group does not reach it (a service drains its workers itself).
+            sink: takes ``(stream name, text, pid)`` of the worker's output instead of our
+                ``sys.stdout``/``sys.stderr`` (a service that logs JSON wraps it).
+        """
         self.env_name = env_name
         self.python = python
         read_fd, self._watch_fd = os.pipe()
@@ -47,10 +64,7 @@ class WorkerProcess:
             python,
             "-u",
             str(runtime / "boot.py"),
-            "--control",
-            control,
-            "--channels",
-            channels,
+            *endpoints,
             "--protocol",
             str(P.PROTOCOL_VERSION),
             "--watch-fd",
@@ -66,6 +80,7 @@ class WorkerProcess:
                 stderr=subprocess.PIPE,
                 pass_fds=(read_fd,),
                 env=environ,
+                start_new_session=own_session,
             )
         except OSError as exc:
             os.close(self._watch_fd)
@@ -82,8 +97,8 @@ class WorkerProcess:
         assert self.popen.stdout is not None
         assert self.popen.stderr is not None
         self._forwarders = [
-            _forward(self.popen.stdout, "stdout", None, self.pid),
-            _forward(self.popen.stderr, "stderr", self.stderr_tail, self.pid),
+            _forward(self.popen.stdout, "stdout", None, self.pid, sink),
+            _forward(self.popen.stderr, "stderr", self.stderr_tail, self.pid, sink),
         ]
 
     def exit_code(self) -> int | None:
@@ -136,7 +151,11 @@ def describe_exit(code: int | None) -> str:
 
 
 def _forward(
-    pipe: object, stream_name: str, tail: collections.deque[str] | None, pid: int
+    pipe: object,
+    stream_name: str,
+    tail: collections.deque[str] | None,
+    pid: int,
+    sink: Callable[[str, str, int], None] | None,
 ) -> threading.Thread:
     def run() -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -148,6 +167,9 @@ def _forward(
                 if text:
                     if tail is not None:
                         tail.extend(text.splitlines(keepends=True))
+                    if sink is not None:
+                        sink(stream_name, text, pid)
+                        continue
                     target: TextIO | None = getattr(sys, stream_name, None)
                     if target is not None:
                         try:

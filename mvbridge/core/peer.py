@@ -244,13 +244,16 @@ class Session:
         """The exception an ERROR reply describes: its own type when possible, else RemoteError."""
         type_name, message, tb, exc = payload
         if not isinstance(exc, Exception):
+            exc = _own_error(type_name, message)
+        if not isinstance(exc, Exception):
             exc = RemoteError(
                 "%s: %s (raised in %s; the type cannot be rebuilt here)"
                 % (type_name, message, self.peer_description()),
                 type_name=type_name,
                 remote_traceback=tb,
             )
-        exc.__cause__ = RemoteTraceback(tb)
+        if tb:
+            exc.__cause__ = RemoteTraceback(tb)
         return exc
 
     def peer_description(self) -> str:
@@ -265,6 +268,19 @@ class Session:
         self.table.clear()
         if self.segments is not None:
             self.segments.close()
+
+
+def _own_error(type_name: str, message: str) -> BaseException | None:
+    """One of our own errors that a router answered with by name (``protocol.error_message``)."""
+    module, _, name = type_name.rpartition(".")
+    if module != "mvbridge.errors":
+        return None
+    from .. import errors
+
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.MVBridgeError):
+        return cls(message)
+    return None
 
 
 class Channel:

@@ -1,10 +1,11 @@
-"""The worker's receive loop: sessions, one execution thread per host thread, shutdown.
+"""The worker's control loop: sessions, channels, statistics, shutdown; the worker's entry point.
 
 Internal. Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle only.
 
-The control ROUTER answers HELLO/OPEN/CLOSE/BYE/SHUTDOWN/PING/STATS. Every OPEN binds a new
-channel socket served by its own thread, so calls from one host thread always run on one worker
-thread and a channel's replies go straight back without passing through another thread.
+A *local* worker binds its control ROUTER (the host connects to it) and a socket per channel. A
+*service* worker (``--service``) connects one control DEALER and every channel to the service's
+router instead, which authenticates clients and routes their sessions here. Control messages are
+``[session key, frame]`` either way, so one loop serves both.
 """
 
 from __future__ import annotations
@@ -21,100 +22,42 @@ import zmq
 
 from ..core import dists, hidden, sharedmem
 from ..core import protocol as P
-from ..core.peer import Channel, Session, receive_message
 from ..errors import MVBridgeError, ProtocolError
+from .channels import Wiring, WorkerChannel, WorkerSession
 
 logger = logging.getLogger(__name__)
 
-POLL_MS = 100  # how often idle channel threads look at their stop flag
-
-
-class _Stopped(Exception):
-    """The host closed a channel while its thread waited for a reply."""
-
-
-class WorkerSession(Session):
-    """The worker's side of one host session."""
-
-    exports_modules = True
-
-    def __init__(self, sid: bytes, peer_python: str, find_class: Any) -> None:
-        super().__init__(peer_python, find_class)
-        self.sid = sid
-        self.channels: dict[int, WorkerChannel] = {}
-        self._local = threading.local()
-
-    def channel(self) -> Channel:
-        channel = getattr(self._local, "channel", None)
-        if channel is None:
-            raise MVBridgeError(
-                "a host object was used from a worker thread that is not serving a host call; "
-                "host objects (callbacks) can only be used from the thread that runs the call "
-                "that received them"
-            )
-        return channel
-
-    def peer_description(self) -> str:
-        return "the host (Python %s)" % self.peer_python
-
-    def bind_thread(self, channel: WorkerChannel) -> None:
-        self._local.channel = channel
-
-
-class WorkerChannel(Channel):
-    """A channel served by its own worker thread until the host closes it."""
-
-    def __init__(self, session: WorkerSession, socket: zmq.Socket, cid: int) -> None:
-        super().__init__(session, socket)
-        self.cid = cid
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(
-            target=self.run, name="mvbridge-channel-%d" % cid, daemon=True
-        )
-
-    def run(self) -> None:
-        assert isinstance(self.session, WorkerSession)
-        self.session.bind_thread(self)
-        try:
-            while not self.stopped.is_set():
-                frames = self.receive()
-                if frames is not None:
-                    try:
-                        self.serve_one(frames)
-                    except (_Stopped, zmq.ZMQError):
-                        raise
-                    except Exception:  # a bug of ours must not silence the channel for good
-                        logger.exception("mvbridge worker: a channel message failed")
-        except (_Stopped, zmq.ZMQError):
-            pass
-        finally:
-            self.socket.close(linger=0)
-
-    def receive(self) -> Any:
-        socket = self.socket
-        while not socket.poll(POLL_MS):
-            if self.stopped.is_set():
-                if self.depth:
-                    raise _Stopped()
-                return None
-        return receive_message(socket)
-
 
 class Server:
-    """Serves sessions on a control endpoint until SHUTDOWN or the parent's death."""
+    """Serves sessions on one control socket until SHUTDOWN or the parent's death.
+
+    Args:
+        control: the bound ROUTER (local) or connected DEALER (service) control messages come on.
+        wiring: where channel sockets go.
+        find_class: unpickling hook for our hidden cloudpickle.
+    """
 
     def __init__(
-        self, control: str, channel_prefix: str, find_class: Callable[..., Any] | None
+        self,
+        context: zmq.Context,
+        control: zmq.Socket,
+        wiring: Wiring,
+        find_class: Callable[..., Any] | None,
     ) -> None:
-        self.context = zmq.Context()
-        self.context.setsockopt(zmq.LINGER, 0)
-        self.control = self.context.socket(zmq.ROUTER)
-        self.control.bind(control)
-        self.channel_prefix = channel_prefix
+        self.context = context
+        self.control = control
+        self.wiring = wiring
         self.find_class = find_class
         self.sessions: dict[bytes, WorkerSession] = {}
-        self.next_channel = 1
+        self._next_channel = 1
+        self._cid_lock = threading.Lock()
         self.stopping = False
+
+    def next_cid(self) -> int:
+        with self._cid_lock:
+            cid = self._next_channel
+            self._next_channel += 1
+            return cid
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -137,32 +80,32 @@ class Server:
         control = self.control
         while not self.stopping:
             frames = control.recv_multipart()
-            identity = frames[0]
+            key = frames[0]
             try:
                 if len(frames) != 2:
                     raise ProtocolError("a control message has 1 frame, not %d" % (len(frames) - 1))
                 kind, rid, payload = P.unpack(frames[1])
-                reply_kind, reply = self.handle(identity, kind, payload)
+                reply_kind, reply = self.handle(key, kind, payload)
             except Exception as exc:
                 logger.warning("refused a control message: %s", exc)
                 rid, reply_kind, reply = 0, P.FAIL, "%s: %s" % (type(exc).__name__, exc)
-            control.send_multipart([identity, P.pack([reply_kind, rid, reply])])
+            control.send_multipart([key, P.pack([reply_kind, rid, reply])])
 
-    def handle(self, identity: bytes, kind: int, payload: Any) -> Any:
+    def handle(self, key: bytes, kind: int, payload: Any) -> Any:
         if kind == P.OPEN:
-            return P.OK, self.open_channel(identity)
+            return P.OK, self.open_channel(key)
         if kind == P.CLOSE:
-            session = self.sessions.get(identity)
+            session = self.sessions.get(key)
             channel = session.channels.pop(payload, None) if session else None
             if channel is not None:
                 channel.stopped.set()
             return P.OK, None
         if kind == P.HELLO:
-            return self.hello(identity, payload)
+            return self.hello(key, payload)
         if kind == P.PING:
             return P.OK, os.getpid()
         if kind == P.STATS:
-            session = self.sessions.get(identity)
+            session = self.sessions.get(key)
             if session is None:
                 return P.FAIL, "no such session"
             stats = session.table.statistics()
@@ -171,17 +114,35 @@ class Server:
                 "exported": stats.exported,
                 "released": stats.released,
                 "channels": len(session.channels),
+                "reverse_channels": session.reverse_channels(),
                 "threads": threading.active_count(),
             }
+        if kind == P.SERVER_STATS:
+            return P.OK, self.server_stats()
         if kind == P.BYE:
-            self.end_session(identity)
+            self.end_session(key)
             return P.OK, None
         if kind == P.SHUTDOWN:
             self.stopping = True
             return P.OK, None
         return P.FAIL, "unknown control message kind %r" % kind
 
-    def hello(self, identity: bytes, payload: dict[str, Any]) -> Any:
+    def server_stats(self) -> dict[str, Any]:
+        """Counts over every session, for the service's health probe."""
+        try:
+            fds = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            fds = -1
+        return {
+            "pid": os.getpid(),
+            "sessions": len(self.sessions),
+            "objects": sum(s.table.statistics().live_objects for s in self.sessions.values()),
+            "channels": sum(len(s.channels) for s in self.sessions.values()),
+            "threads": threading.active_count(),
+            "fds": fds,
+        }
+
+    def hello(self, key: bytes, payload: dict[str, Any]) -> Any:
         protocol = payload.get("protocol")
         if protocol != P.PROTOCOL_VERSION:
             return P.FAIL, (
@@ -195,45 +156,43 @@ class Server:
                 "cloudpickle mismatch: the host has %s, this worker's runtime has %s"
                 % (wanted, have)
             )
-        self.end_session(identity)
-        session = WorkerSession(identity, payload["python_minor"], self.find_class)
-        offered = payload.get("shared_memory")
+        self.end_session(key)
+        local = self.wiring.service is None
+        session = WorkerSession(
+            key,
+            payload["python_minor"],
+            self.find_class,
+            self.wiring,
+            self.next_cid,
+            payload.get("callbacks") if local else None,
+        )
+        offered = payload.get("shared_memory") if local else None
         same_machine = bool(offered) and offered == sharedmem.default_dir()
         session.use_shared_memory(offered if same_machine else None)
-        self.sessions[identity] = session
+        self.sessions[key] = session
         return P.OK, dict(self.facts(), shared_memory=offered if same_machine else None)
 
-    def open_channel(self, identity: bytes) -> str:
-        session = self.sessions.get(identity)
+    def open_channel(self, key: bytes) -> list[Any]:
+        session = self.sessions.get(key)
         if session is None:
             raise MVBridgeError("OPEN before HELLO")
-        cid = self.next_channel
-        self.next_channel += 1
-        socket = self.context.socket(zmq.DEALER)
-        endpoint = "%s-%d" % (self.channel_prefix, cid)
-        if endpoint.startswith("tcp://"):
-            port = socket.bind_to_random_port(self.channel_prefix)
-            endpoint = "%s:%d" % (self.channel_prefix, port)
-        else:
-            socket.bind(endpoint)
+        cid = self.next_cid()
+        socket, endpoint = self.wiring.host_channel(session, cid)
         channel = WorkerChannel(session, socket, cid)
         session.channels[cid] = channel
         channel.thread.start()
         return [cid, endpoint]
 
-    def end_session(self, identity: bytes) -> None:
-        session = self.sessions.pop(identity, None)
-        if session is None:
-            return
-        for channel in session.channels.values():
-            channel.stopped.set()
-        session.close()
+    def end_session(self, key: bytes) -> None:
+        session = self.sessions.pop(key, None)
+        if session is not None:
+            session.close()
 
     def close(self, timeout: float = 2.0) -> None:
         channels: list[WorkerChannel] = []
-        for identity in list(self.sessions):
-            channels.extend(self.sessions[identity].channels.values())
-            self.end_session(identity)
+        for key in list(self.sessions):
+            channels.extend(self.sessions[key].channels.values())
+            self.end_session(key)
         for channel in channels:
             channel.thread.join(timeout)
         self.control.close(linger=0)
@@ -273,6 +232,17 @@ def _private_socket_dir(endpoint: str) -> str | None:
     return folder if os.path.basename(folder).startswith("mvb-") else None
 
 
+def _control_socket(context: zmq.Context, args: dict[str, str]) -> tuple[zmq.Socket, Wiring]:
+    if "service" in args:
+        control = context.socket(zmq.DEALER)
+        control.setsockopt(zmq.ROUTING_ID, b"w%d" % os.getpid())
+        control.connect(args["service"])
+        return control, Wiring(context, None, args["service"])
+    control = context.socket(zmq.ROUTER)
+    control.bind(args["control"])
+    return control, Wiring(context, args["channels"], None)
+
+
 def run(argv: list[str]) -> int:
     """Parse ``argv``, serve until told to stop, return the exit code."""
     args = _parse(argv)
@@ -284,9 +254,12 @@ def run(argv: list[str]) -> int:
         return P.EXIT_REFUSED
     watch_fd = int(args["watch-fd"]) if "watch-fd" in args else None
     parent_pid = int(args["parent-pid"]) if "parent-pid" in args else None
-    server = Server(args["control"], args["channels"], hidden.find_class)
+    context = zmq.Context()
+    context.setsockopt(zmq.LINGER, 0)
+    control, wiring = _control_socket(context, args)
+    server = Server(context, control, wiring, hidden.find_class)
     if watch_fd is not None or parent_pid is not None:
-        leftovers = _private_socket_dir(args["control"])
+        leftovers = _private_socket_dir(args.get("control") or args.get("service") or "")
 
         def cleanup() -> None:
             for session in list(server.sessions.values()):
@@ -298,6 +271,8 @@ def run(argv: list[str]) -> int:
                 shutil.rmtree(leftovers, ignore_errors=True)
 
         watch_parent(watch_fd, parent_pid, cleanup)
+    if wiring.service is not None:  # tell the service this worker is up, and what it is
+        control.send_multipart([b"", P.pack([P.UP, 0, server.facts()])])
     try:
         server.serve()
     finally:
@@ -305,18 +280,22 @@ def run(argv: list[str]) -> int:
     return 0
 
 
+_USAGE = (
+    "usage: python -m mvbridge.workers (--control ENDPOINT --channels PREFIX | --service "
+    "ENDPOINT) [--protocol N] [--watch-fd FD] [--parent-pid PID]"
+)
+
+
 def _parse(argv: list[str]) -> dict[str, str]:
     """``--name value`` pairs (argparse costs a worker's start-up more than it gives here)."""
-    usage = (
-        "usage: python -m mvbridge.workers --control ENDPOINT --channels PREFIX "
-        "[--protocol N] [--watch-fd FD] [--parent-pid PID]"
-    )
     if len(argv) % 2 or not all(a.startswith("--") for a in argv[::2]):
-        raise SystemExit(usage)
+        raise SystemExit(_USAGE)
     args = {name[2:]: value for name, value in zip(argv[::2], argv[1::2])}
-    unknown = set(args) - {"control", "channels", "protocol", "watch-fd", "parent-pid"}
-    if unknown or "control" not in args or "channels" not in args:
-        raise SystemExit(usage)
+    known = {"control", "channels", "service", "protocol", "watch-fd", "parent-pid"}
+    local = "control" in args and "channels" in args and "service" not in args
+    service = "service" in args and "control" not in args and "channels" not in args
+    if set(args) - known or not (local or service):
+        raise SystemExit(_USAGE)
     return args
 
 

@@ -120,7 +120,7 @@ def test_signature_doc_and_help_show_the_remote_function(demo):
 def test_env_info_reports_the_worker(any_env):
     info = any_env.info
     assert info.pid == any_env.import_module("mvb_demo").pid()
-    assert info.protocol == 1
+    assert info.protocol == mvbridge.core.protocol.PROTOCOL_VERSION
     assert set(info.runtime) >= {"msgpack", "pyzmq", "cloudpickle"}
 
 

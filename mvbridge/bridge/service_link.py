@@ -1,0 +1,265 @@
+"""A session with a ``mvbridge spawn`` service: one DEALER over TCP, CurveZMQ unless insecure.
+
+Internal. All of the session's channels, its control stream and its reverse channels share the
+one connection through a ``mux.Mux``. Liveness is ZeroMQ's own heartbeat (answered by libzmq's
+I/O threads, so a call holding the GIL on either side does not fail it) read through a monitor
+socket: a drop fails the calls in flight at once; ZeroMQ reconnects by itself, and the next call
+resumes the session (``RESUME``), or learns that the service no longer knows it.
+
+The DEALER's routing id is a random token that names the session to the service, also across
+reconnects; the service binds it to the client's CURVE key.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from ..core import protocol as P
+from ..errors import MVBridgeError, ProtocolError, WorkerStartError
+from .keys import ClientKeys
+from .links import Link
+from .mux import Mux
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import HostSession
+
+HEARTBEAT_IVL_MS = 1000
+RECONNECT_IVL_MS = 100
+RECONNECT_IVL_MAX_MS = 1000
+_MONITORED = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_DISCONNECTED
+)
+
+
+class ServiceLink(Link):
+    """Connects to the service at ``address`` for env ``env_name``.
+
+    Args:
+        keys: the server's public key and this client's key pair, or None (an insecure
+            service on loopback).
+        connect_timeout: how long a (re)connection may take before a call fails.
+        heartbeat_timeout: how long the connection may stay silent before it counts as lost.
+    """
+
+    def __init__(
+        self,
+        env_name: str,
+        address: str,
+        keys: ClientKeys | None,
+        connect_timeout: float,
+        heartbeat_timeout: float,
+    ) -> None:
+        from .client import context
+
+        self.env_name = env_name
+        self.address = address
+        self.connect_timeout = connect_timeout
+        self._context = context()
+        self._session: HostSession | None = None
+        self._connected = threading.Event()
+        self._refusal: str | None = None
+        self._lost: str | None = None
+        self._needs_resume = False
+        self._closed = False
+        self.fast = False
+        dealer = self._context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.ROUTING_ID, b"s" + os.urandom(15))
+        if keys is not None:
+            dealer.curve_serverkey = keys.server_public
+            dealer.curve_publickey = keys.public
+            dealer.curve_secretkey = keys.secret
+        timeout_ms = max(100, int(heartbeat_timeout * 1000))
+        dealer.setsockopt(zmq.HEARTBEAT_IVL, min(HEARTBEAT_IVL_MS, timeout_ms // 2))
+        dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
+        dealer.setsockopt(zmq.HEARTBEAT_TTL, min(timeout_ms, 6_553_500))
+        # No queueing for a connection that is not there: a call made while it is down must
+        # fail now, not run later, after its caller was told it failed.
+        dealer.setsockopt(zmq.IMMEDIATE, 1)
+        dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        monitor = dealer.get_monitor_socket(_MONITORED)
+        try:
+            dealer.connect(address)
+        except zmq.ZMQError as exc:
+            dealer.close(linger=0)
+            monitor.close(linger=0)
+            raise WorkerStartError(
+                f"env {env_name!r}: cannot connect to {address!r}: {exc}",
+                env=env_name,
+                exit_code=None,
+                stderr_tail="",
+            ) from exc
+        self._mux = Mux(
+            self._context,
+            dealer,
+            env_name,
+            on_reverse=self._on_reverse,
+            on_control=self._on_control,
+            monitor=monitor,
+            on_monitor=self._on_monitor,
+        )
+        self.control_socket = self._mux.connect(P.CONTROL_ROUTE)
+        self._mux.start()
+
+    # -- events, in the mux's I/O thread --------------------------------------------------------
+    def _on_monitor(self, socket: zmq.Socket) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(socket, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            kind = event["event"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._refusal = None
+                self._connected.set()
+            elif kind == zmq.EVENT_DISCONNECTED:
+                if self._connected.is_set():
+                    self.epoch += 1
+                    self.fast = False
+                    self._needs_resume = self._session is not None
+                    self._connected.clear()
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._refusal = (
+                    f"the service refused this client's key (ZAP status {int(event['value'])}): "
+                    "its public key is not in the folder the service was started with "
+                    "(--allow); copy it there, and send the service SIGHUP to re-read it"
+                )
+            elif kind in (
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+            ):
+                self._refusal = (
+                    "the handshake failed: client and service disagree on security (a CurveZMQ "
+                    "service needs server_key and client_key; an --insecure one needs neither), "
+                    "or server_key is not this service's public key"
+                )
+
+    def _on_control(self, frames: list[Any]) -> bool:
+        try:
+            kind, _, payload = P.unpack(frames[0].bytes)
+        except Exception:
+            return True  # not a control message of ours: drop it
+        if kind != P.NOTICE:
+            return False
+        if isinstance(payload, dict) and payload.get("event") == P.NOTICE_SESSION_LOST:
+            self._lost = str(payload.get("reason") or "ended the session")
+            self.fast = False
+        return True
+
+    def _on_reverse(self, route: bytes) -> None:
+        session = self._session
+        if session is not None:
+            session.serve_reverse(route)
+
+    # -- start ----------------------------------------------------------------------------------
+    def wait_connected(self, timeout: float) -> None:
+        give_up = time.monotonic() + timeout
+        while not self._connected.wait(0.05):
+            self.check_starting()
+            if self._closed:
+                raise MVBridgeError(f"env {self.env_name!r}: the connection was closed")
+            if time.monotonic() > give_up:
+                raise WorkerStartError(
+                    f"no connection to {self.describe()} within {timeout:g} s: is `mvbridge "
+                    "spawn` running there, and can this machine reach that address?",
+                    env=self.env_name,
+                    exit_code=None,
+                    stderr_tail="",
+                )
+
+    def check_starting(self) -> None:
+        if self._refusal is not None:
+            raise WorkerStartError(
+                f"{self.describe()} refused the connection: {self._refusal}",
+                env=self.env_name,
+                exit_code=None,
+                stderr_tail="",
+            )
+
+    def start_timeout_error(self, timeout: float) -> WorkerStartError:
+        return WorkerStartError(
+            f"{self.describe()} did not answer the handshake within {timeout:g} s",
+            env=self.env_name,
+            exit_code=None,
+            stderr_tail="",
+        )
+
+    def attach(self, session: HostSession) -> None:
+        self._session = session
+        self.pid = session.facts.get("pid")
+        self.fast = self._connected.is_set() and self._lost is None
+
+    # -- channels -------------------------------------------------------------------------------
+    def channel_socket(self, cid: int, endpoint: str | None) -> zmq.Socket:
+        route = P.route(cid)
+        self._mux.register(route)
+        return self._mux.connect(route)
+
+    def channel_closed(self, cid: int) -> None:
+        self._mux.unregister(P.route(cid))
+
+    def reverse_socket(self, route: bytes) -> zmq.Socket:
+        return self._mux.connect(route)
+
+    # -- liveness -------------------------------------------------------------------------------
+    def lost(self) -> tuple[str, int | None] | None:
+        return None if self._lost is None else (self._lost, None)
+
+    def dropped(self, epoch: int) -> str | None:
+        if epoch != self.epoch:
+            return "the connection dropped while the call was in flight (its reply is lost)"
+        return None
+
+    def ready(self, session: HostSession) -> bool:
+        while True:
+            if self._lost is not None:
+                session.died_error(self._lost)
+                return False
+            self.wait_connected(self.connect_timeout)
+            if not self._needs_resume:
+                break
+            self._needs_resume = False
+            try:
+                session.control(P.RESUME, None, self.connect_timeout)
+            except ProtocolError:
+                session.died_error(
+                    "no longer knows this session (the service restarted, or the session "
+                    "expired while the connection was down)"
+                )
+                return False
+        self.fast = self._connected.is_set() and not self._needs_resume and self._lost is None
+        return True
+
+    # -- words ----------------------------------------------------------------------------------
+    def describe(self) -> str:
+        return f"the service of env {self.env_name!r} at {self.address}"
+
+    def next_steps(self) -> str:
+        return "the next call reconnects"
+
+    # -- the end --------------------------------------------------------------------------------
+    def end(self, said_goodbye: bool) -> int | None:
+        session = self._session
+        if session is not None and not said_goodbye and self._connected.is_set():
+            try:  # frees our objects on the service now rather than after its session timeout
+                session.control(P.BYE, None, 1.0)
+            except MVBridgeError:
+                pass
+        return None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.control_socket.close(linger=0)
+        self._mux.stop()

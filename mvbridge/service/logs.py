@@ -1,0 +1,71 @@
+"""The service's log: one line per event on stderr, as text or as JSON for log collectors.
+
+Internal. Records carry an ``event`` name (``session-open``, ``client-refused``,
+``worker-died`` ...) and context (``session``, ``peer``, ``worker``) as ``extra`` fields; the
+JSON format puts them in the object, the text format in the message. The workers' own output
+passes through as it is in text mode, and as ``worker-output`` records in JSON mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+LOGGER = "mvbridge.service"
+_CONTEXT = ("event", "session", "peer", "worker", "key", "reason", "exit_code", "size", "stream")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message, pid, and the event's context."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for key in _CONTEXT:
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s mvbridge[%(process)d] %(levelname)s %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z"
+
+
+def configure(level: str, fmt: str) -> logging.Logger:
+    """Send the service's records to stderr at ``level`` in ``fmt`` ("text" or "json")."""
+    logger = logging.getLogger(LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    logging.getLogger(LOGGER + ".zap").setLevel(logging.WARNING)
+    return logger
+
+
+def worker_output_sink(fmt: str) -> Any:
+    """How workers' stdout/stderr reach the service's: as they are, or as JSON records."""
+    if fmt != "json":
+        return None
+    logger = logging.getLogger(LOGGER)
+
+    def sink(stream: str, text: str, pid: int) -> None:
+        for line in text.splitlines():
+            logger.info(line, extra={"event": "worker-output", "stream": stream, "worker": pid})
+
+    return sink
