@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mvbridge
-from tests.helpers import install_fixture_package, make_venv, require_python
+from tests.helpers import Keys, Spawn, install_fixture_package, make_venv, require_python
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOST_MINOR = "%d.%d" % sys.version_info[:2]
@@ -79,11 +79,32 @@ def env_v2(py_v2: str):
         yield env
 
 
-@pytest.fixture(scope="module", params=["v1", "v2"])
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """CurveZMQ keys: the server's, an allowed client's and a stranger's."""
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def service(py_v1: str, keys: Keys, tmp_path_factory: pytest.TempPathFactory):
+    """A real `mvbridge spawn` of the v1 venv on a free loopback port, with CurveZMQ."""
+    spawned = Spawn(py_v1, tmp_path_factory.mktemp("spawn"), keys)
+    yield spawned
+    assert spawned.stop() == 0, spawned.log
+
+
+@pytest.fixture(scope="module", params=["v1", "v2", "service"])
 def any_env(request: pytest.FixtureRequest):
-    """The same test body on a worker of the host's Python and on CPython 3.8."""
-    interpreter = request.getfixturevalue("py_" + request.param)
-    with mvbridge.Env("any-" + request.param, interpreter=interpreter) as env:
+    """The same test body on a local worker of the host's Python, one on CPython 3.8, and a
+    `mvbridge spawn` service (TCP + CurveZMQ)."""
+    if request.param == "service":
+        spawned = request.getfixturevalue("service")
+        keys = request.getfixturevalue("keys")
+        env = mvbridge.Env("any-service", address=spawned.address, **keys.env_kwargs())
+    else:
+        interpreter = request.getfixturevalue("py_" + request.param)
+        env = mvbridge.Env("any-" + request.param, interpreter=interpreter)
+    with env:
         yield env
 
 

@@ -174,3 +174,196 @@ def run_python(source: str, cwd: Path, timeout: float = 120, **env: str):
         timeout=timeout,
         env=environ,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Keys:
+    """A server key pair, an allowed client key pair and a stranger's, in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        from mvbridge.bridge.keys import generate
+
+        self.folder = folder
+        self.allow = folder / "allow"
+        self.server_public, self.server_secret = generate("server", folder)
+        client_public, self.client_secret = generate("client", folder / "clients")
+        self.stranger_public, self.stranger_secret = generate("stranger", folder / "strangers")
+        self.allow.mkdir(exist_ok=True)
+        (self.allow / "client.key").write_bytes(client_public.read_bytes())
+
+    def env_kwargs(self) -> dict[str, str]:
+        return {"server_key": str(self.server_public), "client_key": str(self.client_secret)}
+
+    def spawn_args(self) -> list[str]:
+        return ["--key", str(self.server_secret), "--allow", str(self.allow)]
+
+
+class Spawn:
+    """A real ``mvbridge spawn`` process on a free loopback port; stopped by ``stop()``.
+
+    ``log`` holds what it wrote to stderr. Every wait is bounded.
+    """
+
+    def __init__(
+        self,
+        interpreter: str,
+        folder: Path,
+        keys: Keys | None,
+        *extra: str,
+        port: int | None = None,
+        env_name: str = "svc",
+        ready: bool = True,
+    ) -> None:
+        self.port = port or free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.keys = keys
+        self.log_path = folder / f"spawn-{self.port}-{time.monotonic_ns()}.log"
+        security = keys.spawn_args() if keys is not None else ["--insecure"]
+        command = [
+            sys.executable, "-m", "mvbridge", "spawn", "--env", env_name,
+            "--interpreter", interpreter, "--address", self.address, *security, *extra,
+        ]  # fmt: skip
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        if ready:
+            self.wait_ready()
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ping(self, timeout: float = 5.0) -> dict:
+        """The service's facts (``mvbridge ping`` in-process); raises MVBridgeError if down."""
+        from mvbridge.bridge.keys import client_keys
+        from mvbridge.service.ping import ping
+
+        keys = None
+        if self.keys is not None:
+            keys = client_keys(self.keys.server_public, self.keys.client_secret)
+        return ping(self.address, keys, timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while "serving env" not in self.log:
+            if self.process.poll() is not None:
+                pytest.fail(f"mvbridge spawn exited with {self.process.returncode}:\n{self.log}")
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"mvbridge spawn did not come up within {timeout} s:\n{self.log}")
+            time.sleep(0.02)
+
+    def wait_log(self, text: str, timeout: float = WAIT_TIMEOUT) -> None:
+        wait_until(lambda: text in self.log, timeout)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            pytest.fail(f"mvbridge spawn did not exit within {timeout} s:\n{self.log}")
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL; the workers follow their parent."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+        return self.process.returncode
+
+
+class TcpRelay:
+    """Forwards 127.0.0.1:<port> to 127.0.0.1:<target>; ``cut()`` drops every connection.
+
+    It stands for a network between a client and a service that can fail on purpose.
+    """
+
+    def __init__(self, target: int) -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self._pairs: list = []
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        import socket
+
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for sock in pair:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def __enter__(self) -> TcpRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed = True
+        self.listener.close()
+        self.cut()

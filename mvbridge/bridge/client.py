@@ -107,6 +107,10 @@ class HostChannel(Channel):
         return super().request(op, target, operands)
 
     def send(self, frames: list[Any]) -> None:
+        session = self.session
+        assert isinstance(session, HostSession)
+        if session.max_message_size is not None:
+            session.check_size(frames)
         try:
             self.socket.send_multipart(frames, copy=len(frames) == 1)
         except zmq.ZMQError as exc:
@@ -189,6 +193,7 @@ class HostSession(Session):
         self.facts: dict[str, Any] = {}
         self.facts = self._hello(start_timeout)
         super().__init__(self.facts["python_minor"])
+        self.max_message_size: int | None = self.facts.get("max_message_size")
         self.use_shared_memory(self.facts.get("shared_memory"))
         link.attach(self)
 
@@ -276,6 +281,18 @@ class HostSession(Session):
             self._sweep_dead_threads()
             self._channels.append(channel)
         return channel
+
+    def check_size(self, frames: list[Any]) -> None:
+        """Refuse a message the service would reject, before sending any of it."""
+        assert self.max_message_size is not None
+        size = sum(len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames)
+        if size > self.max_message_size:
+            raise ProtocolError(
+                f"a message of {size} bytes is over the service's limit of "
+                f"{self.max_message_size} bytes ({self.link.describe()}, mvbridge spawn "
+                "--max-message-size); send less at a time",
+                env=self.env_name,
+            )
 
     def bind_thread(self, channel: HostChannel) -> None:
         """Requests this thread makes go on ``channel`` (a reverse channel it serves)."""

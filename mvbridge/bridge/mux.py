@@ -32,6 +32,19 @@ _BATCH = 64  # messages moved per socket per wake-up, so no direction starves th
 _ids = itertools.count(1)
 
 
+def monitor_of(context: zmq.Context, socket: zmq.Socket, events: int) -> zmq.Socket:
+    """A PAIR socket receiving ``socket``'s monitor events.
+
+    Not pyzmq's ``get_monitor_socket``: it names the inproc endpoint after the socket's file
+    descriptor, which a new socket reuses while the old endpoint may still be bound.
+    """
+    endpoint = f"inproc://mvbridge-monitor-{next(_ids)}"
+    socket.monitor(endpoint, events)
+    pair = context.socket(zmq.PAIR)
+    pair.connect(endpoint)
+    return pair
+
+
 class Mux:
     """Routes between one outer socket and the inproc sockets of this process's channels.
 

@@ -24,7 +24,7 @@ from ..core import protocol as P
 from ..errors import MVBridgeError, ProtocolError, WorkerStartError
 from .keys import ClientKeys
 from .links import Link
-from .mux import Mux
+from .mux import Mux, monitor_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import HostSession
@@ -87,7 +87,7 @@ class ServiceLink(Link):
         dealer.setsockopt(zmq.IMMEDIATE, 1)
         dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
         dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
-        monitor = dealer.get_monitor_socket(_MONITORED)
+        monitor = monitor_of(self._context, dealer, _MONITORED)
         try:
             dealer.connect(address)
         except zmq.ZMQError as exc:

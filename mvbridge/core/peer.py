@@ -359,11 +359,11 @@ class Channel:
                 raise
             return
         try:
-            reply = self.encoder.encode(session.header(P.REPLY, rid), lift_large(result))
+            self.send(self.encoder.encode(session.header(P.REPLY, rid), lift_large(result)))
+        except MVBridgeError as exc:  # cannot be encoded, or too large to send: say so
+            self.send_error(rid, exc)
         except Exception as exc:
             self.send_error(rid, exc)
-            return
-        self.send(reply)
 
     def send_error(self, rid: int, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -15,6 +15,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ..bridge.keys import ClientKeys
+from ..bridge.mux import monitor_of
 from ..core import protocol as P
 from ..errors import MVBridgeError
 
@@ -41,11 +42,13 @@ def ping(address: str, keys: ClientKeys | None, timeout: float) -> dict[str, Any
         dealer.curve_serverkey = keys.server_public
         dealer.curve_publickey = keys.public
         dealer.curve_secretkey = keys.secret
-    monitor = dealer.get_monitor_socket(
+    monitor = monitor_of(
+        context,
+        dealer,
         zmq.EVENT_HANDSHAKE_SUCCEEDED
         | zmq.EVENT_HANDSHAKE_FAILED_AUTH
         | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
     )
     started = time.monotonic()
     give_up = started + timeout

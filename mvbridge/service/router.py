@@ -31,6 +31,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .. import __version__
+from ..bridge.mux import monitor_of
 from ..core import protocol as P
 from .pool import Pool, PoolWorker
 from .sessions import ServiceSession, short
@@ -93,6 +94,7 @@ class Router:
         self.started = time.monotonic()
         self.draining_since: float | None = None
         self.stop_requested = threading.Event()
+        self._drain_logged = False
         self.reload_requested = threading.Event()
         self.on_reload: Any = None
         self._pings: dict[int, _Ping] = {}
@@ -119,11 +121,13 @@ class Router:
         timeout_ms = max(100, int(self.options.heartbeat_timeout * 1000))
         public.setsockopt(zmq.HEARTBEAT_IVL, min(1000, timeout_ms // 2))
         public.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
-        public.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
+        # libzmq drops a connection whose single frame is over MAXMSGSIZE before buffering it;
+        # at twice the limit, so that messages somewhat over it get a clear error from us.
+        public.setsockopt(zmq.MAXMSGSIZE, min(2 * self.options.max_message_size, 2**62))
         if self.options.keys is not None:
             public.curve_server = True
             public.curve_publickey, public.curve_secretkey = self.options.keys
-        self.monitor = public.get_monitor_socket(_CLIENT_MONITORED)
+        self.monitor = monitor_of(self.context, public, _CLIENT_MONITORED)
         public.bind(self.options.address)
         self.public = public
 
@@ -135,6 +139,12 @@ class Router:
     @property
     def secure(self) -> bool:
         return self.options.keys is not None
+
+    def request_stop(self) -> None:
+        """Start draining now: no new sessions or calls from here on (safe in a signal handler)."""
+        if self.draining_since is None:
+            self.draining_since = time.monotonic()
+        self.stop_requested.set()
 
     # -- the loop -------------------------------------------------------------------------------
     def wait_workers(self, timeout: float) -> bool:
@@ -202,8 +212,9 @@ class Router:
             self.reload_requested.clear()
             if self.on_reload is not None:
                 self.on_reload()
-        if self.stop_requested.is_set() and self.draining_since is None:
-            self.draining_since = now
+        if self.stop_requested.is_set() and not self._drain_logged:
+            self._drain_logged = True
+            self.draining_since = self.draining_since or now
             logger.info(
                 "draining: %d call(s) in flight in %d session(s); waiting up to %g s",
                 self._calls_in_flight(),
@@ -331,8 +342,9 @@ class Router:
             self._reply(sid, P.OK, rid, session.facts)
             return
         if kind in (P.BYE, P.SHUTDOWN):  # a client ends its own session, never the service
-            self._forward_control(session, P.BYE, rid, None)
+            self._forward_control(session, P.BYE, 0, None)
             self._end_session(session, "closed by its client")
+            self._reply(sid, P.OK, rid, None)
             return
         if kind in (P.OPEN, P.CLOSE, P.STATS):
             if kind == P.CLOSE and isinstance(payload, int):
@@ -468,6 +480,8 @@ class Router:
         asked = session.open_requests.pop(rid, None)
         if asked == P.HELLO:
             if kind == P.OK:
+                payload = dict(payload, max_message_size=self.options.max_message_size)
+                frame = P.pack([kind, rid, payload])
                 session.facts = payload
                 logger.info(
                     "session %s opened from %s (%s)",

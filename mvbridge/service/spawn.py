@@ -256,7 +256,7 @@ def _install_signals(router: Router) -> dict[int, Any]:
         if router.stop_requested.is_set():
             return
         logger.info("received %s: draining", signal.Signals(signum).name, extra={"event": "signal"})
-        router.stop_requested.set()
+        router.request_stop()
 
     def reload(signum: int, frame: Any) -> None:
         router.reload_requested.set()

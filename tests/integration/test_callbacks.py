@@ -75,3 +75,64 @@ def test_calls_from_one_host_thread_run_on_one_worker_thread(demo):
         assert local == name
         worker_threads |= ids
     assert len(worker_threads) == 4
+
+
+def test_callback_from_a_thread_the_library_starts(demo):
+    seen = []
+
+    def record(value):
+        seen.append(threading.current_thread().name)
+        return value * 2
+
+    assert demo.call_in_thread(record, 21) == 42
+    assert len(seen) == 1
+    assert seen[0] != threading.current_thread().name  # served by a host thread of its own
+
+
+def test_callbacks_from_a_worker_thread_pool_run_at_once(demo):
+    barrier = threading.Barrier(4, timeout=20)  # all four pool threads are in the host at once
+
+    def meet(i):
+        barrier.wait()
+        return i + 1
+
+    assert demo.map_in_pool(meet, range(8), 4) == list(range(1, 9))
+
+
+def test_callback_from_a_timer_after_the_call_returned(demo):
+    fired = threading.Event()
+    got = []
+
+    def later(value):
+        got.append(value)
+        fired.set()
+
+    assert demo.call_later(later, 0.05, "late") is True
+    assert fired.wait(20)
+    assert got == ["late"]
+
+
+def test_iterator_fed_by_a_callback_on_a_background_thread(demo):
+    assert list(demo.fed_iterator(lambda i: i * i, 50)) == [i * i for i in range(50)]
+
+
+def test_callback_from_a_worker_thread_calls_back_into_the_worker(demo):
+    def nested(i):
+        return demo.add(i, 100)  # host -> worker from inside a worker thread's callback
+
+    assert demo.map_in_pool(nested, range(6), 3) == [i + 100 for i in range(6)]
+
+
+def test_nesting_through_worker_threads_both_ways(demo):
+    def down(depth):
+        return "bottom" if depth == 4 else demo.call_in_thread(down, depth + 1)
+
+    assert demo.call_in_thread(down, 0) == "bottom"
+
+
+def test_error_in_a_thread_callback_reaches_the_worker_thread(demo):
+    def explode(_):
+        raise KeyError("host side")
+
+    with pytest.raises(KeyError, match="host side"):
+        demo.call_in_thread(explode, 1)
