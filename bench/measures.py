@@ -14,6 +14,7 @@ BYTES_SIZE = 1_000_000  # "1 MB"
 GENERATOR_ITEMS = 100_000
 SLOW_ARRAY_SECONDS = 5.0  # a system slower than this per array round trip is timed once
 THREADS = 4
+CLIENTS = 20
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Context:
 
     limits: Limits
     gang: ThreadGang
+    clients: ThreadGang
     payload: bytes
     array: Any
     verified: set[tuple[str, str]] = field(default_factory=set)
@@ -178,6 +180,12 @@ def run_threads(system: System, ctx: Context) -> dict[str, Any]:
     return {"calls_s": rate}
 
 
+def run_clients(system: System, ctx: Context) -> dict[str, Any]:
+    key = f"{system.key}/client"
+    rate = ctx.clients.calls_per_second(key, system.client_caller, ctx.limits.threads_seconds)
+    return {"calls_s": rate}
+
+
 def run_cold(system: System, ctx: Context) -> dict[str, Any]:
     ms = system.cold_start(numpy=False) * 1e3
     return {"ms": ms, **getattr(system, "cold_extra", {})}
@@ -279,6 +287,16 @@ MEASURES: list[Measure] = [
         "higher",
         "zmq",
         run=run_threads,
+    ),
+    Measure(
+        "clients",
+        f"No-op calls/s from {CLIENTS} clients, each its own connection (service)",
+        (("calls_s", "calls/s"),),
+        "calls_s",
+        "higher",
+        "zmq_curve",
+        run=run_clients,
+        only=("zmq_curve", "mvbridge_spawn"),
     ),
     Measure(
         "cold",

@@ -61,10 +61,13 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
                         metrics[metric] = {"text": " / ".join(sorted(texts))}
             if metrics:
                 entry["metrics"] = metrics
-            if measure.baseline:
-                ratios = _in_round_ratios(rounds, measure, key, measure.baseline)
+            baseline = system.get("baseline") or measure.baseline
+            if measure.baseline and baseline:
+                ratios = _in_round_ratios(rounds, measure, key, baseline)
                 if ratios:
                     entry["ratio"] = {**_stats(ratios), "rounds": len(ratios)}
+                    if baseline != measure.baseline:
+                        entry["ratio"]["against"] = baseline
             errors = sorted({o["error"] for o in outcomes if "error" in o})
             if errors:
                 entry["errors"] = errors
@@ -211,7 +214,11 @@ def _measure_table(measure: Measure, data: dict[str, Any]) -> list[str]:
                     cell += f" (errors: {'; '.join(entry['errors'])})"
                 cells.append(cell)
             if measure.baseline:
-                cells.append(fmt_ratio(entry.get("ratio")))
+                ratio = entry.get("ratio")
+                against = (ratio or {}).get("against")
+                cells.append(
+                    fmt_ratio(ratio) + (f" vs {labels.get(against, against)}" if against else "")
+                )
             if target_result is not None:
                 cells.append(_target_cell(target_result) if key == targets.SYSTEM else "")
         lines.append("| " + " | ".join(cells) + " |")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .harness import Limits, ThreadGang, time_calls
-from .measures import BYTES_SIZE, MEASURES, THREADS, Context, Measure, call_budget
+from .measures import BYTES_SIZE, CLIENTS, MEASURES, THREADS, Context, Measure, call_budget
 from .systems import ALL
 from .systems.base import NotAvailable, System
 
@@ -55,8 +55,9 @@ def _start(system: System, log: Log) -> str | None:
     return None
 
 
-def _stop(system: System, gang: ThreadGang, log: Log) -> None:
-    gang.release(system.key, system.close_thread_caller)
+def _stop(system: System, gangs: list[ThreadGang], log: Log) -> None:
+    gangs[0].release(system.key, system.close_thread_caller)
+    gangs[1].release(f"{system.key}/client", system.close_client_caller)
     try:
         system.stop()
     except Exception as exc:
@@ -117,9 +118,9 @@ def _run_sliced(
     return outcomes
 
 
-def _restart(system: System, gang: ThreadGang, log: Log) -> str | None:
+def _restart(system: System, gangs: list[ThreadGang], log: Log) -> str | None:
     log(f"  restarting {system.key} after an error")
-    _stop(system, gang, log)
+    _stop(system, gangs, log)
     return _start(system, log)
 
 
@@ -134,18 +135,21 @@ def run(config: SuiteConfig, log: Log, raw: dict[str, Any]) -> None:
     status: dict[str, str | None] = {}
     rounds: list[dict[str, Any]] = raw["rounds"]
     raw["systems"] = [
-        {"key": s.key, "label": s.label, "notes": s.notes, "skipped": None} for s in systems
+        {"key": s.key, "label": s.label, "notes": s.notes, "skipped": None, "baseline": s.baseline}
+        for s in systems
     ]
     with contextlib.ExitStack() as stack:
-        gang = ThreadGang(THREADS)
-        stack.callback(gang.stop)
+        gangs = [ThreadGang(THREADS), ThreadGang(CLIENTS)]
+        for gang in gangs:
+            stack.callback(gang.stop)
         log("starting workers")
         for system, record in zip(systems, raw["systems"], strict=True):
             status[system.key] = record["skipped"] = _start(system, log)
-            stack.callback(_stop, system, gang, log)
+            stack.callback(_stop, system, gangs, log)
         ctx = Context(
             limits=config.limits,
-            gang=gang,
+            gang=gangs[0],
+            clients=gangs[1],
             payload=np.random.default_rng(1).bytes(BYTES_SIZE),
             array=np.random.default_rng(2).random(config.limits.array_bytes // 8),
         )
@@ -159,7 +163,7 @@ def run(config: SuiteConfig, log: Log, raw: dict[str, Any]) -> None:
                 )
                 log(raw["stopped_early"])
                 break
-            rounds.append(_round(index, systems, status, ctx, config, gang, log))
+            rounds.append(_round(index, systems, status, ctx, config, gangs, log))
 
 
 def _round(
@@ -168,7 +172,7 @@ def _round(
     status: dict[str, str | None],
     ctx: Context,
     config: SuiteConfig,
-    gang: ThreadGang,
+    gangs: list[ThreadGang],
     log: Log,
 ) -> dict[str, Any]:
     rng = random.Random(config.seed * 1000 + index)
@@ -193,7 +197,7 @@ def _round(
                 outcomes[system.key] = _run_once(measure, system, ctx, log)
         for system in running:
             if "error" in outcomes[system.key] and not measure.key.startswith("cold"):
-                status[system.key] = _restart(system, gang, log)
+                status[system.key] = _restart(system, gangs, log)
         results[measure.key] = outcomes
         log(f"  {measure.key}: {_brief(measure, outcomes)}")
     seconds = time.perf_counter() - started

@@ -286,6 +286,7 @@ def _sync(args: argparse.Namespace) -> int:
     from .bridge.envs import read_record, requirements_hash
     from .bridge.importer import OWN_NAMES, configured_env, env_location
     from .bridge.lockfile import lock_entry, pins_of, read_lock, write_lock
+    from .bridge.services import ask_service
     from .bridge.stubs import stubs_present, write_stubs
 
     config = _config()
@@ -297,7 +298,12 @@ def _sync(args: argparse.Namespace) -> int:
     for name in names:
         spec = config.envs[name]
         if spec.address:
-            _progress(f"env {name!r}: a service at {spec.address}; nothing to build")
+            if spec.modules is None:
+                _progress(f"env {name!r}: asking the service at {spec.address} what it exposes")
+                asked = ask_service(spec, env_location(config, name))
+                _progress(f"env {name!r}: the service exposes {', '.join(asked.modules) or '-'}")
+            else:
+                _progress(f"env {name!r}: a service at {spec.address}; nothing to build")
             continue
         pins = None
         if args.locked:
@@ -347,15 +353,15 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _module_problems(config, records, own_names) -> list[str]:
-    from .bridge.envs import read_record
-    from .bridge.importer import env_location
+    from .bridge.importer import recorded_modules
 
     exposed: dict[str, list[str]] = {}
     for name, spec in config.envs.items():
-        record = records.get(name) or read_record(env_location(config, name))
-        modules = (
-            list(spec.modules) if spec.modules is not None else (record.modules if record else [])
-        )
+        record = records.get(name)
+        if spec.modules is not None or record is None:
+            modules = recorded_modules(config, name) or []
+        else:
+            modules = record.modules
         for module in modules:
             exposed.setdefault(module, []).append(name)
     problems = []
@@ -377,13 +383,29 @@ def _envs(args: argparse.Namespace) -> int:
     from .bridge.envs import canonical, read_record, requirements_hash
     from .bridge.importer import env_location
     from .bridge.lockfile import read_lock
+    from .bridge.services import read_service_record
 
     config = _config()
     lock = read_lock(config.lock_path) or {}
     rows = [("ENV", "PYTHON", "STATE", "MODULES", "VERSIONS")]
     for name, spec in config.envs.items():
         if spec.address:
-            rows.append((name, "-", f"service {spec.address}", "-", "-"))
+            service = read_service_record(env_location(config, name))
+            modules = (
+                spec.modules if spec.modules is not None else (service.modules if service else [])
+            )
+            rows.append(
+                (
+                    name,
+                    service.python if service else "-",
+                    f"service {spec.address}",
+                    ", ".join(modules) or "-",
+                    " ".join(
+                        f"{d}=={v}"
+                        for d, v in sorted((service.versions if service else {}).items())
+                    ),
+                )
+            )
             continue
         record = read_record(env_location(config, name))
         if record is None:

@@ -227,9 +227,15 @@ class Spawn:
         self.keys = keys
         self.log_path = folder / f"spawn-{self.port}-{time.monotonic_ns()}.log"
         security = keys.spawn_args() if keys is not None else ["--insecure"]
+        # An interpreter is served as it is; a config path means its env, built if need be.
+        target = (
+            ["--config", interpreter]
+            if interpreter.endswith(".toml")
+            else ["--interpreter", interpreter]
+        )
         command = [
-            sys.executable, "-m", "mvbridge", "spawn", "--env", env_name,
-            "--interpreter", interpreter, "--address", self.address, *security, *extra,
+            sys.executable, "-m", "mvbridge", "spawn", "--env", env_name, *target,
+            "--address", self.address, *security, *extra,
         ]  # fmt: skip
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

@@ -12,12 +12,13 @@ from .peer_pyro5 import Pyro5System
 from .peer_rpyc import Rpyc
 from .peer_zerorpc import Zerorpc
 from .shared_memory import SharedMem
-from .zmq_raw import RawZmq, RawZmqZeroCopy
+from .zmq_raw import RawZmq, RawZmqCurve, RawZmqZeroCopy
 
 ALL: list[type[System]] = [
     InProcess,
     RawZmq,
     RawZmqZeroCopy,
+    RawZmqCurve,
     MpPipe,
     SharedMem,
     MvbridgeLocal,

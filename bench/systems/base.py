@@ -27,6 +27,9 @@ class System:
     key: ClassVar[str] = ""
     label: ClassVar[str] = ""
     notes: ClassVar[str] = ""
+    # Ratios of this system are taken against this one rather than the measure's baseline
+    # (a service over TCP + CURVE against raw pyzmq over the same transport).
+    baseline: ClassVar[str] = ""
 
     def cannot_run(self) -> str | None:
         """Why this system cannot run here (e.g. not installed), or None."""
@@ -64,6 +67,13 @@ class System:
 
     def close_thread_caller(self, caller: Call) -> None:
         """Release what :meth:`thread_caller` made (called in the same thread)."""
+
+    def client_caller(self) -> Call:
+        """A no-op caller that is a client of its own (its own connection and session)."""
+        raise NotAvailable("measured for services only")
+
+    def close_client_caller(self, caller: Call) -> None:
+        """Release what :meth:`client_caller` made (called in the same thread)."""
 
     def generator(self, n: int) -> Iterable[Any]:
         """An iterable over a generator of ``n`` items that runs in the worker."""

@@ -1,14 +1,135 @@
-"""mvbridge through a ``mvbridge spawn`` service: not built yet, so every measure is n/a."""
+"""mvbridge through a ``mvbridge spawn`` service: TCP loopback with CurveZMQ, as users run it.
+
+The service serves the same worker venv as the local row (``--interpreter``); the host uses
+``mvbridge.Env(address=..., server_key=..., client_key=...)``. Its ratios are taken against raw
+pyzmq over TCP with CURVE in the same round (``zmq_curve``), not the ipc baseline.
+"""
 
 from __future__ import annotations
 
-from .base import System
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import envs
+from .base import Call, NotAvailable
+from .mvbridge_local import MvbridgeLocal
+
+READY_TIMEOUT = 60.0
 
 
-class MvbridgeSpawn(System):
+class MvbridgeSpawn(MvbridgeLocal):
     key = "mvbridge_spawn"
     label = "mvbridge via spawn (service)"
-    notes = ""
+    notes = (
+        "mvbridge spawn --workers 1, TCP loopback + CurveZMQ; Env(address=...); arrays in frames"
+    )
+    baseline = "zmq_curve"
 
-    def cannot_run(self) -> str | None:
-        return "service mode not built yet"
+    def __init__(self) -> None:
+        super().__init__()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._dir = Path()
+        self.address = ""
+        self._clients: dict[int, Any] = {}
+
+    def start(self) -> None:
+        import mvbridge
+        from mvbridge.bridge.keys import generate
+
+        self._dir = Path(tempfile.mkdtemp(prefix="mvb-bench-spawn-"))
+        server_public, server_secret = generate("server", self._dir)
+        client_public, self._client_secret = generate("client", self._dir / "clients")
+        allow = self._dir / "allow"
+        allow.mkdir()
+        (allow / "client.key").write_bytes(client_public.read_bytes())
+        self._server_public = server_public
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        command = [
+            sys.executable, "-m", "mvbridge", "spawn", "--env", "bench",
+            "--interpreter", str(envs.WORKER_PYTHON), "--address", self.address,
+            "--key", str(server_secret), "--allow", str(allow), "--log-level", "warning",
+        ]  # fmt: skip
+        log = open(self._dir / "spawn.log", "wb")  # noqa: SIM115 - the process owns it
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        self._wait_ready()
+        self.env = mvbridge.Env("bench-spawn", address=self.address, **self._keys())
+        self.env.start()
+        self.funcs = self.env.import_module("benchfuncs")
+        self.funcs_np = self.env.import_module("benchfuncs_np")
+
+    def _keys(self) -> dict[str, str]:
+        return {"server_key": str(self._server_public), "client_key": str(self._client_secret)}
+
+    def _wait_ready(self) -> None:
+        from mvbridge.bridge.keys import client_keys
+        from mvbridge.errors import MVBridgeError
+        from mvbridge.service.ping import ping
+
+        keys = client_keys(self._server_public, self._client_secret)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                text = (self._dir / "spawn.log").read_text(errors="replace")
+                raise RuntimeError(f"mvbridge spawn exited: {text[-2000:]}")
+            try:
+                ping(self.address, keys, 1.0)
+                return
+            except MVBridgeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.env is not None:
+            self.env.shutdown()
+            self.env = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(10)
+            self.process = None
+        if self._dir != Path():
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = Path()
+
+    def client_caller(self) -> Call:
+        import mvbridge
+
+        env = mvbridge.Env(f"bench-client-{os.getpid()}", address=self.address, **self._keys())
+        noop = env.import_module("benchfuncs").noop
+        self._clients[id(noop)] = env
+        return noop
+
+    def close_client_caller(self, caller: Call) -> None:
+        env = self._clients.pop(id(caller), None)
+        if env is not None:
+            env.shutdown()
+
+    def cold_start(self, numpy: bool) -> float:
+        raise NotAvailable("a service starts once; its clients connect (see the service rows)")
+
+    def import_time(self) -> float:
+        raise NotAvailable("measured for the local row")
+
+    def demo_sync(self) -> Any:
+        raise NotAvailable("measured for the local row")

@@ -17,7 +17,7 @@ import msgpack
 import zmq
 
 from ..procs import Worker, ipc_dir
-from .base import SMALL_ARGS, Call, OwnedWorker, System
+from .base import SMALL_ARGS, Call, NotAvailable, OwnedWorker, System
 
 TIMEOUT_MS = 30_000  # no reply within this raises zmq.Again (the slowest call takes ~2 s)
 BATCH = 1024  # generator items per round trip
@@ -46,8 +46,12 @@ class RawZmq(OwnedWorker, System):
         self.address = ""
 
     # -- lifecycle ------------------------------------------------------------------------------
+    curve = False
+
     def _args(self, address: str, numpy: bool) -> list[str]:
         args = ["--address", address]
+        if self.curve:
+            args += ["--curve-secret", self._server_secret.decode()]
         if numpy:
             args.append("--numpy")
         if self.zero_copy:
@@ -57,14 +61,20 @@ class RawZmq(OwnedWorker, System):
     def start(self) -> None:
         self.context = zmq.Context()
         self._dir = ipc_dir()
-        self.address = f"ipc://{self._dir}/worker"
+        self.address = self._address()
         self.worker = Worker("zmq_worker.py", self._args(self.address, numpy=True))
         self.socket = self._socket(self.address)
+
+    def _address(self) -> str:
+        return f"ipc://{self._dir}/worker"
 
     def _socket(self, address: str) -> zmq.Socket:
         assert self.context is not None
         socket = self.context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
+        if self.curve:
+            socket.curve_serverkey = self._server_public
+            socket.curve_publickey, socket.curve_secretkey = zmq.curve_keypair()
         socket.setsockopt(zmq.RCVTIMEO, TIMEOUT_MS)
         socket.connect(address)
         with self._lock:
@@ -194,3 +204,28 @@ class RawZmqZeroCopy(RawZmq):
     label = "raw pyzmq, zero-copy frames"
     notes = "payloads in their own frames, sent and received with copy=False"
     zero_copy = True
+
+
+class RawZmqCurve(RawZmq):
+    key = "zmq_curve"
+    label = "raw pyzmq DEALER/ROUTER + msgpack, TCP + CURVE"
+    notes = "the service row's baseline: TCP loopback with CurveZMQ, a socket per host thread"
+    curve = True
+
+    def start(self) -> None:
+        self._server_public, self._server_secret = zmq.curve_keypair()
+        super().start()
+
+    def _address(self) -> str:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        return f"tcp://127.0.0.1:{port}"
+
+    def cold_start(self, numpy: bool) -> float:
+        raise NotAvailable("measured over ipc (the local rows)")
+
+    def client_caller(self) -> Call:
+        return self._caller(self._socket(self.address), "noop", None)  # a connection each

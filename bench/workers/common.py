@@ -21,6 +21,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fds", default="", help="comma-separated inherited pipe fds")
     parser.add_argument("--shm", default="", help="comma-separated shared memory names")
     parser.add_argument("--parent-pid", type=int, default=os.getppid())
+    parser.add_argument("--curve-secret", default="", help="serve CurveZMQ with this z85 key")
     args = parser.parse_args(argv)
     if args.numpy:
         import numpy  # noqa: F401

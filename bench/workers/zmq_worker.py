@@ -16,11 +16,15 @@ import msgpack
 import zmq
 
 
-def serve(address: str, zero_copy: bool) -> None:
-    """Answer requests until told to stop."""
+def serve(address: str, zero_copy: bool, curve_secret: str = "") -> None:
+    """Answer requests until told to stop (over CurveZMQ when given a secret key)."""
     context = zmq.Context()
     socket = context.socket(zmq.ROUTER)
     socket.setsockopt(zmq.LINGER, 0)
+    if curve_secret:
+        socket.curve_server = True
+        socket.curve_secretkey = curve_secret.encode()
+        socket.curve_publickey = zmq.curve_public(curve_secret.encode())
     socket.bind(address)
     common.ready()
     state = common.RemoteState(benchfuncs.Counter, benchfuncs.count_up)
@@ -71,4 +75,4 @@ def serve(address: str, zero_copy: bool) -> None:
 
 if __name__ == "__main__":
     options = common.parse()
-    serve(options.address, options.zero_copy)
+    serve(options.address, options.zero_copy, options.curve_secret)

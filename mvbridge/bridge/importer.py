@@ -20,6 +20,7 @@ from ..errors import MVBridgeError
 from .env import Env, _registry, _registry_lock
 from .envs import read_record
 from .proxy import RemoteModule
+from .services import ask_service, read_service_record
 
 
 def _own_names() -> frozenset[str]:
@@ -62,22 +63,37 @@ def configured_env(name: str, config: Config | None = None) -> Env | None:
     return Env.from_spec(config.envs[name], env_location(config, name))
 
 
+def recorded_modules(config: Config, name: str) -> list[str] | None:
+    """The modules env ``name`` exposes: declared, recorded at its build (or by asking its
+    service), or None when not known yet."""
+    spec = config.envs[name]
+    if spec.modules is not None:
+        return list(spec.modules)
+    location = env_location(config, name)
+    if spec.address:
+        service = read_service_record(location)
+        return service.modules if service is not None else None
+    record = read_record(location)
+    return record.modules if record is not None else None
+
+
 def exposing(module: str, config: Config, build: bool = True) -> list[str]:
-    """Names of the envs that expose top-level module ``module`` (building unbuilt ones)."""
+    """Names of the envs that expose top-level module ``module`` (building unbuilt ones, and
+    asking services that have not said yet)."""
     found = []
-    unbuilt = []
-    for name, spec in config.envs.items():
-        if spec.modules is not None:
-            if module in spec.modules:
-                found.append(name)
-            continue
-        record = read_record(env_location(config, name))
-        if record is None:
-            unbuilt.append(name)
-        elif module in record.modules:
+    unknown = []
+    for name in config.envs:
+        modules = recorded_modules(config, name)
+        if modules is None:
+            unknown.append(name)
+        elif module in modules:
             found.append(name)
-    if build and unbuilt and not found:
-        for name in unbuilt:
+    if build and unknown and not found:
+        for name in unknown:
+            spec = config.envs[name]
+            if spec.address:
+                ask_service(spec, env_location(config, name))
+                continue
             env = configured_env(name, config)
             assert env is not None
             env.build()
@@ -128,11 +144,7 @@ def import_exposed(fullname: str) -> RemoteModule:
 
 
 def _modules_of(config: Config, name: str) -> list[str]:
-    spec = config.envs[name]
-    if spec.modules is not None:
-        return list(spec.modules)
-    record = read_record(env_location(config, name))
-    return record.modules if record else []
+    return recorded_modules(config, name) or []
 
 
 class _Loader(importlib.abc.Loader):

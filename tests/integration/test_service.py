@@ -18,7 +18,15 @@ import time
 import pytest
 
 import mvbridge
-from tests.helpers import Spawn, free_port, run_cli, wait_until
+from tests.helpers import (
+    Spawn,
+    build_wheel,
+    free_port,
+    run_cli,
+    run_python,
+    wait_until,
+    write_config,
+)
 
 
 def client_env(spawned: Spawn, name: str = "svc", **kwargs) -> mvbridge.Env:
@@ -541,3 +549,38 @@ def test_json_log_lines_parse(short_lived):
     kinds = {e.get("event") for e in events}
     assert {"start", "session-open", "session-end", "stop"} <= kinds
     assert any(e.get("event") == "worker-output" and "out:hello" in e["message"] for e in events)
+
+
+# -- configured services ------------------------------------------------------------------------
+def test_spawn_builds_a_configured_env_and_clients_import_its_modules(keys, tmp_path):
+    wheel = build_wheel(
+        tmp_path / "wheels",
+        "mvb-svcthing",
+        "3.1",
+        {"mvb_svcthing/__init__.py": "def hello():\n    return 'served'\n"},
+    )
+    server = write_config(tmp_path / "server", f'[envs.legacy]\nrequirements = ["{wheel}"]\n')
+    spawned = Spawn(str(server), tmp_path, keys, env_name="legacy")
+    try:
+        client = tmp_path / "client"
+        (client / "keys").mkdir(parents=True)
+        (client / "keys" / "server.key").write_bytes(keys.server_public.read_bytes())
+        (client / "keys" / "me.key_secret").write_bytes(keys.client_secret.read_bytes())
+        write_config(
+            client,
+            f'[envs.legacy]\naddress = "{spawned.address}"\nserver_key = "keys/server.key"\n'
+            'client_key = "keys/me.key_secret"\n',
+        )
+        synced = run_cli(["sync"], client, timeout=60)
+        assert synced.returncode == 0, synced.stderr
+        assert "the service exposes mvb_svcthing" in synced.stderr
+        ran = run_python("from mvbridge import mvb_svcthing\nprint(mvb_svcthing.hello())", client)
+        assert ran.stdout.strip() == "served", ran.stderr
+        listed = run_cli(["envs"], client, timeout=60)
+        assert f"service {spawned.address}" in listed.stdout
+        assert "mvb-svcthing==3.1" in listed.stdout or "mvb_svcthing==3.1" in listed.stdout
+        (client / ".mvbridge" / "envs" / "legacy" / "mvbridge-service.json").unlink()
+        ran = run_python("from mvbridge import mvb_svcthing\nprint(mvb_svcthing.hello())", client)
+        assert ran.stdout.strip() == "served", ran.stderr  # asked the service on first import
+    finally:
+        assert spawned.stop() == 0, spawned.log
