@@ -134,3 +134,7 @@ def _no_workers_left_behind():
         and e.current_session().process.exit_code() is None
     ]
     assert not left, f"workers still running after shutdown: {left}"
+    running = [spawned.address for spawned in Spawn.started if spawned.process.poll() is None]
+    for spawned in Spawn.started:
+        spawned.stop()
+    assert not running, f"mvbridge spawn processes left running by tests: {running}"

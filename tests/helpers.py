@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -212,6 +213,8 @@ class Spawn:
     ``log`` holds what it wrote to stderr. Every wait is bounded.
     """
 
+    started: ClassVar[list[Spawn]] = []  # every one of this run, for the leak guard
+
     def __init__(
         self,
         interpreter: str,
@@ -241,6 +244,7 @@ class Spawn:
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
         )
+        Spawn.started.append(self)
         if ready:
             self.wait_ready()
 

@@ -45,6 +45,19 @@ def monitor_of(context: zmq.Context, socket: zmq.Socket, events: int) -> zmq.Soc
     return pair
 
 
+def stop_monitor(socket: zmq.Socket) -> None:
+    """Stop ``socket``'s monitor before closing it or its PAIR.
+
+    libzmq's I/O thread sends monitor events with a *blocking* send: an event for a PAIR that is
+    already closed (a connection torn down after ``close``) would block that thread, and with it
+    every socket of the context.
+    """
+    try:
+        socket.disable_monitor()
+    except zmq.ZMQError:
+        pass
+
+
 class Mux:
     """Routes between one outer socket and the inproc sockets of this process's channels.
 
@@ -150,6 +163,8 @@ class Mux:
             self._close_sockets()
 
     def _close_sockets(self) -> None:
+        if self.monitor is not None:
+            stop_monitor(self.outer)
         for socket in (self.outer, self.inner, self.monitor):
             if socket is not None:
                 socket.close(linger=0)

@@ -15,7 +15,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ..bridge.keys import ClientKeys
-from ..bridge.mux import monitor_of
+from ..bridge.mux import monitor_of, stop_monitor
 from ..core import protocol as P
 from ..errors import MVBridgeError
 
@@ -66,8 +66,9 @@ def ping(address: str, keys: ClientKeys | None, timeout: float) -> dict[str, Any
         facts["connect_ms"] = round(connect_ms, 3)
         return facts
     finally:
-        monitor.close(linger=0)
+        stop_monitor(dealer)
         dealer.close(linger=0)
+        monitor.close(linger=0)
 
 
 def _wait_handshake(monitor: zmq.Socket, address: str, give_up: float) -> None:

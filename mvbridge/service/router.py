@@ -31,7 +31,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .. import __version__
-from ..bridge.mux import monitor_of
+from ..bridge.mux import monitor_of, stop_monitor
 from ..core import protocol as P
 from .pool import Pool, PoolWorker
 from .sessions import ServiceSession, short
@@ -132,6 +132,8 @@ class Router:
         self.public = public
 
     def close(self) -> None:
+        if self.public is not None:
+            stop_monitor(self.public)
         for socket in (self.public, self.monitor, self.backend):
             if socket is not None:
                 socket.close(linger=0)

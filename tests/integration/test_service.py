@@ -181,7 +181,8 @@ def test_a_thousand_short_lived_clients_leave_nothing_behind(short_lived):
 
 
 # -- stopping -----------------------------------------------------------------------------------
-def test_sigterm_drains_a_call_in_flight_then_exits_zero(short_lived, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_drains_a_call_in_flight_then_exits_zero(short_lived, signum):
     spawned = short_lived("--grace", "20")
     env = client_env(spawned)
     demo = env.import_module("mvb_demo")
@@ -189,7 +190,7 @@ def test_sigterm_drains_a_call_in_flight_then_exits_zero(short_lived, tmp_path):
     call = threading.Thread(target=lambda: results.append(demo.sleep(1.5)))
     call.start()
     wait_until(lambda: spawned.ping()["calls_in_flight"] == 1)
-    spawned.signal(signal.SIGTERM)
+    spawned.signal(signum)
     spawned.wait_log("draining:")
     with pytest.raises(mvbridge.MVBridgeError):
         client_env(spawned, "late").import_module("mvb_demo")  # no new sessions now
@@ -390,10 +391,32 @@ def test_unknown_client_key_is_refused_and_logged(service, keys):
     service.wait_log("refused a client from 127.0.0.1")
 
 
-def test_keyless_client_is_refused(service):
+def test_keyless_client_is_refused_and_logged(service):
     env = mvbridge.Env("keyless", address=service.address, connect_timeout=5)
     with pytest.raises(mvbridge.WorkerStartError, match="handshake failed"):
         env.start()
+    service.wait_log("a client without CurveZMQ")
+
+
+def test_arrays_cross_in_frames_not_shared_memory(py_numpy1, keys, tmp_path):
+    import numpy as np
+
+    spawned = Spawn(py_numpy1, tmp_path, keys)  # numpy 1.x behind the service, 2.x here
+    try:
+        _arrays_cross(spawned, np)
+    finally:
+        assert spawned.stop() == 0, spawned.log
+
+
+def _arrays_cross(spawned, np):
+    with client_env(spawned, "arrays") as env:
+        demo = env.import_module("mvb_demo")
+        big = np.arange(3_000_000, dtype="float64")  # 24 MB: shared memory locally
+        doubled = demo.double(big)
+        assert np.array_equal(doubled, big * 2)
+        assert env.current_session().segments is None
+        assert demo.make_array(5).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert demo.numpy_version().startswith("1.")
 
 
 def test_keys_added_later_are_read_on_sighup(py_v1, keys, tmp_path):
