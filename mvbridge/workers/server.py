@@ -296,6 +296,14 @@ def _parse(argv: list[str]) -> dict[str, str]:
     service = "service" in args and "control" not in args and "channels" not in args
     if set(args) - known or not (local or service):
         raise SystemExit(_USAGE)
+    for name in ("control", "channels", "service"):
+        # A worker runs any pickle it is sent: it listens on nothing but ipc sockets in private
+        # folders. The network is `mvbridge spawn`'s, which authenticates its clients.
+        if name in args and not args[name].startswith("ipc://"):
+            raise SystemExit(
+                "mvbridge worker refused to start: --%s %s is not an ipc:// endpoint; serve "
+                "an env over the network with `mvbridge spawn`" % (name, args[name])
+            )
     return args
 
 

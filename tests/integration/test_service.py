@@ -194,6 +194,8 @@ def test_signal_drains_a_call_in_flight_then_exits_zero(short_lived, signum):
     spawned.wait_log("draining:")
     with pytest.raises(mvbridge.MVBridgeError):
         client_env(spawned, "late").import_module("mvb_demo")  # no new sessions now
+    with pytest.raises(mvbridge.WorkerDiedError, match="shutting down"):
+        demo.add(1, 1)  # nor new calls, from this thread's channel
     call.join(30)
     assert results == [1.5]
     assert spawned.wait_exit(30) == 0
@@ -607,3 +609,23 @@ def test_spawn_builds_a_configured_env_and_clients_import_its_modules(keys, tmp_
         assert ran.stdout.strip() == "served", ran.stderr  # asked the service on first import
     finally:
         assert spawned.stop() == 0, spawned.log
+
+
+def test_keys_from_the_environment(service, keys, monkeypatch):
+    monkeypatch.setenv("MVBRIDGE_SERVER_KEY", str(keys.server_public))
+    monkeypatch.setenv("MVBRIDGE_CLIENT_KEY", str(keys.client_secret))
+    with mvbridge.Env("from-environ", address=service.address) as env:
+        assert env.import_module("mvb_demo").add(5, 5) == 10
+
+
+def test_env_info_and_statistics_of_a_service_env(service):
+    with client_env(service, "facts") as env:
+        demo = env.import_module("mvb_demo")
+        kept = demo.make_counter(1)
+        info = env.info
+        assert info.address == service.address
+        assert info.pid == demo.pid() == service.ping()["pids"][0]
+        assert env.statistics().worker_objects >= 1
+        assert env.state is mvbridge.EnvState.RUNNING
+        del kept
+    assert env.state is mvbridge.EnvState.STOPPED

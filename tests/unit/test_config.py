@@ -96,3 +96,33 @@ def test_invalid_config_names_file_env_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+def test_service_env_keys_are_made_absolute_and_timeouts_read(tmp_path):
+    write(
+        tmp_path / "mvbridge.toml",
+        '[envs.svc]\naddress = "tcp://10.0.0.7:7710"\nserver_key = "keys/server.key"\n'
+        'client_key = "../app.key_secret"\nconnect_timeout = 3\nheartbeat_timeout = 2.5\n',
+    )
+    spec = load_config(tmp_path / "mvbridge.toml").envs["svc"]
+    assert spec.address == "tcp://10.0.0.7:7710"
+    assert spec.server_key == str((tmp_path / "keys" / "server.key").resolve())
+    assert spec.client_key == str((tmp_path.parent / "app.key_secret").resolve())
+    assert (spec.connect_timeout, spec.heartbeat_timeout) == (3.0, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('address = "10.0.0.7:7710"', "must look like"),
+        ('address = "tcp://host"', "must look like"),
+        ('address = "ipc:///tmp/x"', "must look like"),
+        ('requirements = ["six"]\nserver_key = "k"', "apply only to an env with an 'address'"),
+        ('address = "tcp://h:1"\nheartbeat_timeout = 0', "'heartbeat_timeout' must be a positive"),
+        ('address = "tcp://h:1"\nclient_key = ""', "'client_key' must be the path of a key file"),
+    ],
+)
+def test_service_env_mistakes_are_refused(tmp_path, table, message):
+    write(tmp_path / "mvbridge.toml", f"[envs.svc]\n{table}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "mvbridge.toml")
