@@ -388,13 +388,7 @@ class HostSession(Session):
         Raises:
             WorkerStartError: a service could not be reached within its connect timeout.
         """
-        if self.closed:
-            return False
-        lost = self.link.lost()
-        if lost is not None:
-            self.died_error(*lost)
-            return False
-        return self.link.ready(self)
+        return self.alive_nowait() and self.link.ready(self)
 
     def alive_nowait(self) -> bool:
         """``usable`` without reconnecting: False once the worker or session is gone."""

@@ -45,17 +45,21 @@ def monitor_of(context: zmq.Context, socket: zmq.Socket, events: int) -> zmq.Soc
     return pair
 
 
-def stop_monitor(socket: zmq.Socket) -> None:
-    """Stop ``socket``'s monitor before closing it or its PAIR.
+def close_monitored(socket: zmq.Socket, monitor: zmq.Socket | None, *others: Any) -> None:
+    """Close ``socket``, its ``monitor`` PAIR and ``others``, stopping the monitor first.
 
     libzmq's I/O thread sends monitor events with a *blocking* send: an event for a PAIR that is
     already closed (a connection torn down after ``close``) would block that thread, and with it
     every socket of the context.
     """
-    try:
-        socket.disable_monitor()
-    except zmq.ZMQError:
-        pass
+    if monitor is not None:
+        try:
+            socket.disable_monitor()
+        except zmq.ZMQError:
+            pass
+    for each in (socket, monitor, *others):
+        if each is not None:
+            each.close(linger=0)
 
 
 class Mux:
@@ -163,11 +167,7 @@ class Mux:
             self._close_sockets()
 
     def _close_sockets(self) -> None:
-        if self.monitor is not None:
-            stop_monitor(self.outer)
-        for socket in (self.outer, self.inner, self.monitor):
-            if socket is not None:
-                socket.close(linger=0)
+        close_monitored(self.outer, self.monitor, self.inner)
 
     def _from_outer(self) -> None:
         outer = self.outer

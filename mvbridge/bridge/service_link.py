@@ -24,7 +24,7 @@ from ..core import protocol as P
 from ..errors import MVBridgeError, ProtocolError, WorkerStartError
 from .keys import ClientKeys
 from .links import Link
-from .mux import Mux, monitor_of, stop_monitor
+from .mux import Mux, close_monitored, monitor_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import HostSession
@@ -91,9 +91,7 @@ class ServiceLink(Link):
         try:
             dealer.connect(address)
         except zmq.ZMQError as exc:
-            stop_monitor(dealer)
-            dealer.close(linger=0)
-            monitor.close(linger=0)
+            close_monitored(dealer, monitor)
             raise WorkerStartError(
                 f"env {env_name!r}: cannot connect to {address!r}: {exc}",
                 env=env_name,

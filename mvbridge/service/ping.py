@@ -15,7 +15,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ..bridge.keys import ClientKeys
-from ..bridge.mux import monitor_of, stop_monitor
+from ..bridge.mux import close_monitored, monitor_of
 from ..core import protocol as P
 from ..errors import MVBridgeError
 
@@ -66,9 +66,7 @@ def ping(address: str, keys: ClientKeys | None, timeout: float) -> dict[str, Any
         facts["connect_ms"] = round(connect_ms, 3)
         return facts
     finally:
-        stop_monitor(dealer)
-        dealer.close(linger=0)
-        monitor.close(linger=0)
+        close_monitored(dealer, monitor)
 
 
 def _wait_handshake(monitor: zmq.Socket, address: str, give_up: float) -> None:

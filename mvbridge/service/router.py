@@ -31,7 +31,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .. import __version__
-from ..bridge.mux import monitor_of, stop_monitor
+from ..bridge.mux import close_monitored, monitor_of
 from ..core import protocol as P
 from .pool import Pool, PoolWorker
 from .sessions import ServiceSession, short
@@ -133,10 +133,8 @@ class Router:
 
     def close(self) -> None:
         if self.public is not None:
-            stop_monitor(self.public)
-        for socket in (self.public, self.monitor, self.backend):
-            if socket is not None:
-                socket.close(linger=0)
+            close_monitored(self.public, self.monitor)
+        self.backend.close(linger=0)
 
     @property
     def secure(self) -> bool:

@@ -234,22 +234,41 @@ def test_a_client_cannot_stop_the_service(service):
 
 
 # -- failures the client sees -------------------------------------------------------------------
+class ForeverCall:
+    """``demo.sleep_forever`` running in a thread of its own: how and when it ended."""
+
+    def __init__(self, demo, tmp_path) -> None:
+        self.started = tmp_path / f"started-{time.monotonic_ns()}"
+        self.error: BaseException | None = None
+        self.ended_at = 0.0
+        self.thread = threading.Thread(target=self._run, args=(demo,))
+        self.thread.start()
+        wait_until(self.started.exists)
+
+    def _run(self, demo) -> None:
+        try:
+            demo.sleep_forever(str(self.started))
+        except BaseException as exc:
+            self.error = exc
+        self.ended_at = time.monotonic()
+
+    def wait_failed(self, timeout: float) -> float:
+        """When it failed (it must fail with WorkerDiedError within ``timeout``)."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the call did not fail"
+        assert isinstance(self.error, mvbridge.WorkerDiedError), self.error
+        return self.ended_at
+
+
 def test_service_killed_during_a_long_call_fails_the_call_then_comes_back(short_lived, tmp_path):
     spawned = short_lived()
     env = client_env(spawned, heartbeat_timeout=2, connect_timeout=20)
     demo = env.import_module("mvb_demo")
     counter = demo.make_counter(1)
-    started = tmp_path / "started"
-    errors = []
-    call = threading.Thread(target=lambda: _record(errors, demo.sleep_forever, str(started)))
-    call.start()
-    wait_until(started.exists)
+    call = ForeverCall(demo, tmp_path)
     killed = time.monotonic()
     spawned.process.kill()
-    call.join(10)
-    assert errors, "the call did not fail"
-    assert isinstance(errors[0][0], mvbridge.WorkerDiedError)
-    assert errors[0][1] - killed < 2 + 1
+    assert call.wait_failed(10) - killed < 2 + 1
     again = short_lived(port=spawned.port)
     assert demo.add(2, 3) == 5  # the module proxy opened a new session on the new service
     assert demo.pid() == again.ping()["pids"][0]
@@ -261,29 +280,14 @@ def test_service_killed_during_a_long_call_fails_the_call_then_comes_back(short_
 def test_stopped_service_fails_a_call_within_the_heartbeat_timeout(short_lived, tmp_path):
     spawned = short_lived()
     env = client_env(spawned, heartbeat_timeout=2)
-    demo = env.import_module("mvb_demo")
-    started = tmp_path / "started"
-    errors = []
-    call = threading.Thread(target=lambda: _record(errors, demo.sleep_forever, str(started)))
-    call.start()
-    wait_until(started.exists)
+    call = ForeverCall(env.import_module("mvb_demo"), tmp_path)
     stopped = time.monotonic()
     spawned.signal(signal.SIGSTOP)  # a hung host or a network that stopped delivering
     try:
-        call.join(15)
-        assert errors, "the call did not fail"
-        assert isinstance(errors[0][0], mvbridge.WorkerDiedError)
-        assert 1.0 < errors[0][1] - stopped < 2 + 2
+        assert 1.0 < call.wait_failed(15) - stopped < 2 + 2
     finally:
         spawned.signal(signal.SIGCONT)
     env.shutdown()
-
-
-def _record(errors, fn, *args):
-    try:
-        fn(*args)
-    except BaseException as exc:
-        errors.append((exc, time.monotonic()))
 
 
 def test_call_to_a_service_that_is_down_fails_within_connect_timeout(keys):
