@@ -344,6 +344,8 @@ class HostSession(Session):
 
     def _serve_reverse(self, route: bytes) -> None:
         socket = self.link.reverse_socket(route)
+        # Nested calls wait on this socket too: the timeout lets them check the worker's health.
+        socket.setsockopt(zmq.RCVTIMEO, POLL_MS)
         channel = HostChannel(self, socket, P.channel_id(route))
         self._local.channel = channel
         try:
@@ -354,11 +356,14 @@ class HostSession(Session):
                 frames = receive_message(socket)
                 if len(frames) == 1 and not frames[0]:
                     continue  # LINK_DOWN for a reply of ours: the worker side will notice
-                channel.serve_one(frames)
+                try:
+                    channel.serve_one(frames)
+                except SystemExit:
+                    pass  # went back to the worker; it ends a thread, not this channel
+                except Exception:
+                    logger.exception("mvbridge: serving a callback of env %r failed", self.env_name)
         except zmq.ZMQError:
             pass  # the session is closing
-        except Exception:
-            logger.exception("mvbridge: serving a callback of env %r failed", self.env_name)
         finally:
             socket.close(linger=0)
 

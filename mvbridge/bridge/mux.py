@@ -206,6 +206,8 @@ class Mux:
                 inner.send(frame, (zmq.SNDMORE if i < last else 0) | zmq.NOBLOCK, copy=False)
         except zmq.ZMQError:  # that channel's socket is gone (EHOSTUNREACH) or full
             self._known.discard(route)
+            if P.is_reverse(route):  # its serving thread ended: a new one takes over
+                self._reverse(route, frames)
 
     def _from_inner(self) -> bool:
         inner = self.inner
