@@ -298,6 +298,7 @@ def _sync(args: argparse.Namespace) -> int:
     for name in names:
         spec = config.envs[name]
         if spec.address:
+            _check_keys(spec)
             if spec.modules is None:
                 _progress(f"env {name!r}: asking the service at {spec.address} what it exposes")
                 asked = ask_service(spec, env_location(config, name))
@@ -350,6 +351,16 @@ def _sync(args: argparse.Namespace) -> int:
         write_lock(config.lock_path, entries)
     _progress(f"synced {len(records)} env(s) in {time.monotonic() - started:.2f} s")
     return EXIT_ERROR if any("clashes" in p for p in problems) else EXIT_OK
+
+
+def _check_keys(spec) -> None:
+    """The key files of a service env exist and are what they should be (before any use)."""
+    from .bridge.keys import client_keys
+
+    client_keys(
+        spec.server_key or os.environ.get("MVBRIDGE_SERVER_KEY") or None,
+        spec.client_key or os.environ.get("MVBRIDGE_CLIENT_KEY") or None,
+    )
 
 
 def _module_problems(config, records, own_names) -> list[str]:

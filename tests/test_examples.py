@@ -116,6 +116,14 @@ def test_dockerfile_command_is_a_valid_spawn():
     assert argv[:2] == ["mvbridge", "spawn"]
     _parses(argv[1:])
     assert "EXPOSE 7710" in text
+    root = EXAMPLES.parent  # the build context is the repository root
+    for line in text.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (root / source).exists(), source
+    ignored = (SERVICE / "Dockerfile.dockerignore").read_text()
+    assert "**/keys" in ignored
+    assert "**/*.key_secret" in ignored
 
 
 def test_kubernetes_manifest_parses_and_uses_existing_flags():

@@ -435,9 +435,8 @@ class HostSession(Session):
         in_flight = self.calls_in_flight()
         python = self.facts.get("python", "?")
         self.death = (
-            f"{self.link.describe()} (pid {self.link.pid}, Python {python}) {how} with "
-            f"{in_flight} call{'s' if in_flight != 1 else ''} in flight; "
-            f"{self.link.next_steps()}"
+            f"{self.link.who(python)} {how} with {in_flight} call"
+            f"{'s' if in_flight != 1 else ''} in flight; {self.link.next_steps()}"
         )
         self.closed = True
         return WorkerDiedError(

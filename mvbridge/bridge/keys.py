@@ -37,7 +37,11 @@ def _load(path: Path, what: str, need_secret: bool) -> tuple[bytes, bytes | None
         )
     try:
         public, secret = zmq.auth.load_certificate(path)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror or exc} (running as uid {os.getuid()})"
+        ) from exc
+    except ValueError as exc:
         raise ConfigError(f"{what} {path} is not a key file of `mvbridge keygen`: {exc}") from exc
     if need_secret and secret is None:
         raise ConfigError(
@@ -61,7 +65,12 @@ def client_keys(server_key: str | Path | None, client_key: str | Path | None) ->
             f"a CurveZMQ connection needs both server_key (the service's NAME.key) and "
             f"client_key (this client's NAME.key_secret); {missing} is missing"
         )
-    server_public, _ = _load(Path(server_key), "server_key", need_secret=False)
+    server_public, server_secret = _load(Path(server_key), "server_key", need_secret=False)
+    if server_secret is not None:
+        raise ConfigError(
+            f"server_key {server_key} is the service's secret key; give its public NAME.key "
+            "(the secret stays with the service only)"
+        )
     public, secret = _load(Path(client_key), "client_key", need_secret=True)
     assert secret is not None
     return ClientKeys(server_public, public, secret)
@@ -93,7 +102,8 @@ def generate(name: str, folder: Path, force: bool = False) -> tuple[Path, Path]:
     existing = [str(p) for p in (public, secret) if p.exists()]
     if existing and not force:
         raise ConfigError(
-            f"{', '.join(existing)} already exist(s); pass --force to replace the key pair"
+            f"{' and '.join(existing)} {'exists' if len(existing) == 1 else 'exist'} already; "
+            "pass --force to replace the key pair"
         )
     folder.mkdir(parents=True, exist_ok=True)
     for path in (public, secret):

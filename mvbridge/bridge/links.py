@@ -82,6 +82,10 @@ class Link:
         """'the worker of env X' or 'the service of env X at ADDR', for messages."""
         raise NotImplementedError
 
+    def who(self, python: str) -> str:
+        """The worker, named for an error message: 'the worker of env X (pid N, Python V)'."""
+        return f"{self.describe()} (pid {self.pid}, Python {python})"
+
     def next_steps(self) -> str:
         """What the next call does after a failure, for messages."""
         raise NotImplementedError

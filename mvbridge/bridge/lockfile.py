@@ -80,11 +80,22 @@ def write_lock(path: Path, entries: dict[str, dict[str, Any]]) -> None:
         ):
             lines.append(f"{_key(dist)} = {_string(version)}")
     text = "\n".join(lines) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".mvbridge.lock.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a lock file is meant to be shared
-    os.replace(tmp, path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return  # unchanged: a read-only project (a deployed service) is fine
+    except OSError:
+        pass
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".mvbridge.lock.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a lock file is meant to be shared
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror or exc}; make its folder writable, or use "
+            "`mvbridge sync --locked`, which only reads the lock"
+        ) from exc
 
 
 def _string(value: str) -> str:

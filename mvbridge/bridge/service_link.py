@@ -32,6 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
 HEARTBEAT_IVL_MS = 1000
 RECONNECT_IVL_MS = 100
 RECONNECT_IVL_MAX_MS = 1000
+REFUSED_KEY = (
+    "the service refused this client's key: its public key is not in the folder the service "
+    "was started with (--allow); copy it there, and send the service SIGHUP to re-read it"
+)
+HANDSHAKE_FAILED = (
+    "the handshake failed: client and service disagree on security (a CurveZMQ service needs "
+    "server_key and client_key; an --insecure one needs neither), or server_key is not this "
+    "service's public key"
+)
 _MONITORED = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -74,6 +83,7 @@ class ServiceLink(Link):
         self.fast = False
         dealer = self._context.socket(zmq.DEALER)
         dealer.setsockopt(zmq.ROUTING_ID, b"s" + os.urandom(15))
+        dealer.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too
         if keys is not None:
             dealer.curve_serverkey = keys.server_public
             dealer.curve_publickey = keys.public
@@ -128,20 +138,12 @@ class ServiceLink(Link):
                     self._needs_resume = self._session is not None
                     self._connected.clear()
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                self._refusal = (
-                    f"the service refused this client's key (ZAP status {int(event['value'])}): "
-                    "its public key is not in the folder the service was started with "
-                    "(--allow); copy it there, and send the service SIGHUP to re-read it"
-                )
+                self._refusal = REFUSED_KEY
             elif kind in (
                 zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
                 zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
             ):
-                self._refusal = (
-                    "the handshake failed: client and service disagree on security (a CurveZMQ "
-                    "service needs server_key and client_key; an --insecure one needs neither), "
-                    "or server_key is not this service's public key"
-                )
+                self._refusal = HANDSHAKE_FAILED
 
     def _on_control(self, frames: list[Any]) -> bool:
         try:
@@ -242,6 +244,9 @@ class ServiceLink(Link):
     # -- words ----------------------------------------------------------------------------------
     def describe(self) -> str:
         return f"the service of env {self.env_name!r} at {self.address}"
+
+    def who(self, python: str) -> str:
+        return f"{self.describe()} (its worker: pid {self.pid}, Python {python})"
 
     def next_steps(self) -> str:
         return "the next call reconnects"

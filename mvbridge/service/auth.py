@@ -15,6 +15,8 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from .logs import plain_address
+
 logger = logging.getLogger("mvbridge.service")
 
 
@@ -38,7 +40,7 @@ class ClientAuth(ThreadAuthenticator):
 
     async def handle_zap_message(self, msg: list[bytes]) -> None:
         # ZAP frames: version, request id, domain, address, routing id, mechanism, credentials
-        address = msg[3].decode("utf-8", "replace") if len(msg) > 3 else "?"
+        address = plain_address(msg[3].decode("utf-8", "replace")) if len(msg) > 3 else "?"
         key = "-"
         if len(msg) > 6 and msg[5] == b"CURVE" and len(msg[6]) == 32:
             key = z85.encode(msg[6]).decode("ascii")

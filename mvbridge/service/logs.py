@@ -46,6 +46,14 @@ class TextFormatter(logging.Formatter):
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z"
 
 
+def plain_address(address: str) -> str:
+    """An IPv4 client as ``127.0.0.1``, not as the IPv4-mapped ``::ffff:127.0.0.1`` that a
+    dual-stack (IPv6) socket reports."""
+    if address.startswith("::ffff:") and "." in address:
+        return address[len("::ffff:") :]
+    return address
+
+
 def configure(level: str, fmt: str) -> logging.Logger:
     """Send the service's records to stderr at ``level`` in ``fmt`` ("text" or "json")."""
     logger = logging.getLogger(LOGGER)

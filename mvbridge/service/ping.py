@@ -16,14 +16,14 @@ from zmq.utils.monitor import recv_monitor_message
 
 from ..bridge.keys import ClientKeys
 from ..bridge.mux import close_monitored, monitor_of
+from ..bridge.service_link import HANDSHAKE_FAILED, REFUSED_KEY
 from ..core import protocol as P
 from ..errors import MVBridgeError
 
 _REFUSED = {
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the service refused this client's key",
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the handshake failed: client and service disagree on "
-    "security (keys on one side only), or the server key is wrong",
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed",
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: REFUSED_KEY,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: HANDSHAKE_FAILED,
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: HANDSHAKE_FAILED,
 }
 
 
@@ -38,6 +38,7 @@ def ping(address: str, keys: ClientKeys | None, timeout: float) -> dict[str, Any
     dealer.setsockopt(zmq.LINGER, 0)
     dealer.setsockopt(zmq.IMMEDIATE, 1)
     dealer.setsockopt(zmq.ROUTING_ID, b"p" + os.urandom(15))
+    dealer.setsockopt(zmq.IPV6, 1)
     if keys is not None:
         dealer.curve_serverkey = keys.server_public
         dealer.curve_publickey = keys.public
@@ -56,7 +57,9 @@ def ping(address: str, keys: ClientKeys | None, timeout: float) -> dict[str, Any
         try:
             dealer.connect(address)
         except zmq.ZMQError as exc:
-            raise MVBridgeError(f"{address}: not a valid address ({exc})") from exc
+            raise MVBridgeError(
+                f"{address}: not a valid address ({exc}); give tcp://HOST:PORT"
+            ) from exc
         _wait_handshake(monitor, address, give_up)
         connect_ms = (time.monotonic() - started) * 1000
         facts = _ask(dealer, address, 1, give_up)

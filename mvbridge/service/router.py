@@ -33,6 +33,7 @@ from zmq.utils.monitor import recv_monitor_message
 from .. import __version__
 from ..bridge.mux import close_monitored, monitor_of
 from ..core import protocol as P
+from .logs import plain_address
 from .pool import Pool, PoolWorker
 from .sessions import ServiceSession, short
 
@@ -43,6 +44,7 @@ OPEN_HOLD = 2.0  # longest wait for a new channel's READY before its OPEN reply 
 PING_WAIT = 1.0  # longest wait for the workers' statistics before a ping is answered
 MAX_SID = 64
 _WORKER_DIED = "mvbridge.errors.WorkerDiedError"
+_UNKNOWN_SESSION = "no longer knows this session (it restarted, or the session expired)"
 _CLIENT_MONITORED = (
     zmq.EVENT_ACCEPTED
     | zmq.EVENT_DISCONNECTED
@@ -115,6 +117,16 @@ class Router:
     def bind(self) -> None:
         """Open the public address (after the workers are up, so a probe means ready)."""
         public = self.context.socket(zmq.ROUTER)
+        try:
+            self._bind(public)
+        except BaseException:
+            close_monitored(public, self.monitor)
+            self.monitor = None
+            raise
+        self.public = public
+
+    def _bind(self, public: zmq.Socket) -> None:
+        public.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too; IPv4 addresses work as before
         public.setsockopt(zmq.ROUTER_MANDATORY, 1)
         public.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client takes its id back
         public.setsockopt(zmq.SNDHWM, 100_000)
@@ -129,7 +141,11 @@ class Router:
             public.curve_publickey, public.curve_secretkey = self.options.keys
         self.monitor = monitor_of(self.context, public, _CLIENT_MONITORED)
         public.bind(self.options.address)
-        self.public = public
+
+    def end_all(self, why: str) -> None:
+        """End every session (the service stops); their workers are stopped next."""
+        for session in list(self.sessions.values()):
+            self._end_session(session, why)
 
     def close(self) -> None:
         if self.public is not None:
@@ -266,7 +282,7 @@ class Router:
             return
         session = self.sessions.get(sid)
         if session is None or session.user != user:
-            self._notice(sid, P.NOTICE_SESSION_LOST, "this service has no such session")
+            self._notice(sid, P.NOTICE_SESSION_LOST, _UNKNOWN_SESSION)
             return
         if session.seen(time.monotonic()):
             logger.info(
@@ -313,7 +329,7 @@ class Router:
 
     def _peer(self, frame: Any) -> str:
         try:
-            return frame.get("Peer-Address")
+            return plain_address(frame.get("Peer-Address"))
         except zmq.ZMQError:
             return "?"
 
@@ -582,11 +598,7 @@ class Router:
             extra={"event": "worker-died", "worker": worker.index, "exit_code": code},
         )
         for session in lost:
-            self._notice(
-                session.sid,
-                P.NOTICE_SESSION_LOST,
-                f"ended: its worker (pid {worker.process.pid}) {how}",
-            )
+            self._notice(session.sid, P.NOTICE_SESSION_LOST, f"lost the session: its worker {how}")
             self._end_session(session, f"its worker {how}")
 
     # -- pings ----------------------------------------------------------------------------------
@@ -700,7 +712,7 @@ def _peer_of(fd: int) -> str:
         dup = os.dup(fd)
         with stdlib_socket.socket(fileno=dup) as sock:
             host, port = sock.getpeername()[:2]
-            return f"{host}:{port}"
+            return f"{plain_address(host)}:{port}"
     return "an unknown address"
 
 

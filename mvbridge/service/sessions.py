@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def short(sid: bytes) -> str:
-    """A session id for logs: a few hex digits are enough to tell sessions apart."""
-    return sid.hex()[:12]
+    """A session id for logs: its last 6 bytes (random for mvbridge's hosts) tell sessions apart."""
+    return sid[-6:].hex()
 
 
 @dataclass

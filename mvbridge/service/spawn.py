@@ -7,8 +7,10 @@ and frees its port. SIGHUP re-reads the allowed client keys.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -107,7 +109,7 @@ def _is_loopback(host: str) -> bool:
 
 def _env_target(options: SpawnOptions) -> tuple[str, dict[str, Any]]:
     """The interpreter to serve and the facts ``mvbridge ping`` reports; builds if needed."""
-    from ..bridge.envs import canonical, ensure_env, stderr_progress
+    from ..bridge.envs import canonical, ensure_env
     from ..bridge.importer import env_location
     from ..config import load_config
 
@@ -131,18 +133,37 @@ def _env_target(options: SpawnOptions) -> tuple[str, dict[str, Any]]:
             f"spawn: env {options.env!r} in {config.path} is itself a service "
             f"({spec.address}); spawn serves envs declared with requirements"
         )
-    record = ensure_env(spec, env_location(config, options.env), stderr_progress)
+    record = ensure_env(spec, env_location(config, options.env), _build_progress)
     key = {canonical(d) for d in record.listed} | {"numpy", "pandas", "pydantic"}
     versions = {d: v for d, v in record.distributions.items() if canonical(d) in key}
     modules = list(spec.modules) if spec.modules is not None else list(record.modules)
     return record.interpreter, {"env": options.env, "versions": versions, "modules": modules}
 
 
+def _build_progress(message: str) -> None:
+    logger.info(message, extra={"event": "build"})
+
+
 def serve(options: SpawnOptions) -> int:
-    """Run the service in the foreground until a signal; return the exit code."""
+    """Run the service in the foreground until a signal; return the exit code.
+
+    Raises:
+        MVBridgeError: the service cannot start (with ``--log-format json`` it is logged as a
+            ``fatal`` record instead, and the exit code is 1).
+    """
+    logs.configure(options.log_level, options.log_format)
+    try:
+        return _serve(options)
+    except MVBridgeError as exc:
+        if options.log_format != "json":
+            raise
+        logger.error(str(exc), extra={"event": "fatal"})
+        return 1
+
+
+def _serve(options: SpawnOptions) -> int:
     from ..bridge.runtime import ensure_runtime, interpreter_facts
 
-    logs.configure(options.log_level, options.log_format)
     keys = check_security(options)
     if options.workers < 1:
         raise ConfigError("spawn: --workers must be 1 or more")
@@ -191,9 +212,9 @@ def serve(options: SpawnOptions) -> int:
         try:
             router.bind()
         except zmq.ZMQError as exc:
+            hint = " (is another service using that port?)" if exc.errno == errno.EADDRINUSE else ""
             raise MVBridgeError(
-                f"spawn: cannot listen on {options.address}: {exc} (is another service "
-                "using that port?)"
+                f"spawn: cannot listen on {options.address}: {os.strerror(exc.errno)}{hint}"
             ) from exc
         python = next(iter(pool.workers.values())).facts.get("python")  # type: ignore[union-attr]
         logger.info(
@@ -236,6 +257,7 @@ def _reload(auth: Any) -> None:
 def _stop(router: Router, pool: Pool, auth: Any, context: zmq.Context, folder: Path) -> None:
     from ..core import protocol as P
 
+    router.end_all("the service stopped")
     for worker in list(pool.workers.values()):
         try:
             router.backend.send_multipart(
@@ -247,7 +269,7 @@ def _stop(router: Router, pool: Pool, auth: Any, context: zmq.Context, folder: P
     router.close()
     if auth is not None:
         auth.stop()
-    context.term()
+    context.destroy(linger=0)  # closes whatever a failure left open, so this never hangs
     shutil.rmtree(folder, ignore_errors=True)
 
 

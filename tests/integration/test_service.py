@@ -633,3 +633,55 @@ def test_env_info_and_statistics_of_a_service_env(service):
         assert env.state is mvbridge.EnvState.RUNNING
         del kept
     assert env.state is mvbridge.EnvState.STOPPED
+
+
+def test_spawn_on_a_port_in_use_exits_at_once_with_the_reason(py_v1, keys, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        args = ["spawn", "--env", "x", "--interpreter", py_v1, "--address",
+                f"tcp://127.0.0.1:{port}", *keys.spawn_args()]  # fmt: skip
+        started = time.monotonic()
+        done = run_cli(args, tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert "Address already in use (is another service using that port?)" in done.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_ipv6_loopback_works_when_the_machine_has_it(py_v1, tmp_path):
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    port = free_port()  # free on IPv4; an IPv6 port of that number is all but certainly free
+    log = tmp_path / "v6.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mvbridge", "spawn", "--env", "v6", "--interpreter", py_v1,
+             "--address", f"tcp://[::1]:{port}", "--insecure"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "serving env" in log.read_text(), timeout=60)
+        with mvbridge.Env("v6", address=f"tcp://[::1]:{port}") as env:
+            assert env.import_module("mvb_demo").add(6, 6) == 12
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()
+
+
+def test_a_secret_key_given_as_server_key_is_refused(keys):
+    env = mvbridge.Env(
+        "confused",
+        address="tcp://127.0.0.1:1",
+        server_key=str(keys.server_secret),
+        client_key=str(keys.client_secret),
+    )
+    with pytest.raises(mvbridge.ConfigError, match="the service's secret key"):
+        env.start()
