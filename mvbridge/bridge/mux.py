@@ -45,6 +45,18 @@ def monitor_of(context: zmq.Context, socket: zmq.Socket, events: int) -> zmq.Soc
     return pair
 
 
+def send_frames(socket: zmq.Socket, head: bytes, frames: list[Any]) -> None:
+    """Send ``[head, *frames]`` without blocking; received frames go on without a copy.
+
+    Raises:
+        zmq.ZMQError: not sent (no peer for ``head`` with ROUTER_MANDATORY, full, not connected).
+    """
+    socket.send(head, zmq.SNDMORE | zmq.NOBLOCK)
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        socket.send(frame, (zmq.SNDMORE if i < last else 0) | zmq.NOBLOCK, copy=False)
+
+
 def close_monitored(socket: zmq.Socket, monitor: zmq.Socket | None, *others: Any) -> None:
     """Close ``socket``, its ``monitor`` PAIR and ``others``, stopping the monitor first.
 
@@ -198,12 +210,8 @@ class Mux:
             waiting.append(frames)
 
     def _deliver(self, route: bytes, frames: list[Any]) -> None:
-        inner = self.inner
         try:
-            inner.send(b"r" + route, zmq.SNDMORE | zmq.NOBLOCK)
-            last = len(frames) - 1
-            for i, frame in enumerate(frames):
-                inner.send(frame, (zmq.SNDMORE if i < last else 0) | zmq.NOBLOCK, copy=False)
+            send_frames(self.inner, b"r" + route, frames)
         except zmq.ZMQError:  # that channel's socket is gone (EHOSTUNREACH) or full
             self._known.discard(route)
             if P.is_reverse(route):  # its serving thread ended: a new one takes over
@@ -229,12 +237,8 @@ class Mux:
         return True
 
     def _send_out(self, route: bytes, frames: list[Any]) -> None:
-        outer = self.outer
         try:
-            outer.send(route, zmq.SNDMORE | zmq.NOBLOCK)
-            last = len(frames) - 1
-            for i, frame in enumerate(frames):
-                outer.send(frame, (zmq.SNDMORE if i < last else 0) | zmq.NOBLOCK, copy=False)
+            send_frames(self.outer, route, frames)
         except zmq.ZMQError:
             # Not connected (IMMEDIATE), full, or the peer's socket is gone: the message is lost.
             # A request's sender would wait for a reply that cannot come; tell it now.

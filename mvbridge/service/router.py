@@ -31,7 +31,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .. import __version__
-from ..bridge.mux import close_monitored, monitor_of
+from ..bridge.mux import close_monitored, monitor_of, send_frames
 from ..core import protocol as P
 from .logs import plain_address
 from .pool import Pool, PoolWorker
@@ -399,10 +399,7 @@ class Router:
     # -- to clients -----------------------------------------------------------------------------
     def _send(self, socket: zmq.Socket, head: bytes, frames: list[Any]) -> bool:
         try:
-            socket.send(head, zmq.SNDMORE | zmq.NOBLOCK)
-            last = len(frames) - 1
-            for i, frame in enumerate(frames):
-                socket.send(frame, (zmq.SNDMORE if i < last else 0) | zmq.NOBLOCK, copy=False)
+            send_frames(socket, head, frames)
         except zmq.ZMQError:
             return False
         return True

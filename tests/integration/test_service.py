@@ -475,12 +475,26 @@ def test_insecure_service_on_loopback_serves_plain_clients(py_v1, tmp_path):
         assert spawned.stop() == 0
 
 
+def raw_client(address: str, keys):
+    """A bare pyzmq DEALER with an allowed CURVE key: says whatever a test makes it say."""
+    import zmq
+
+    from mvbridge.bridge.keys import client_keys
+
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    client = client_keys(keys.server_public, keys.client_secret)
+    socket.curve_serverkey, socket.curve_publickey = client.server_public, client.public
+    socket.curve_secretkey = client.secret
+    socket.connect(address)
+    return socket
+
+
 def test_garbage_on_the_port_leaves_the_service_answering(service, keys):
     import socket
 
     import zmq
 
-    from mvbridge.bridge.keys import client_keys
     from mvbridge.core import protocol as P
 
     with socket.create_connection(("127.0.0.1", service.port), timeout=5) as raw:
@@ -492,12 +506,7 @@ def test_garbage_on_the_port_leaves_the_service_answering(service, keys):
     plain.setsockopt(zmq.LINGER, 0)
     plain.connect(service.address)
     plain.send_multipart([b"\x00\x00\x00\x00", b"\xc1 garbage"])
-    authed = context.socket(zmq.DEALER)  # a valid key sending nonsense
-    authed.setsockopt(zmq.LINGER, 0)
-    client = client_keys(keys.server_public, keys.client_secret)
-    authed.curve_serverkey, authed.curve_publickey = client.server_public, client.public
-    authed.curve_secretkey = client.secret
-    authed.connect(service.address)
+    authed = raw_client(service.address, keys)  # a valid key sending nonsense
     try:
         for frames in (
             [b"just one frame"],
@@ -519,9 +528,7 @@ def test_garbage_on_the_port_leaves_the_service_answering(service, keys):
 
 
 def test_oversized_message_is_refused_by_the_client_and_by_the_service(short_lived, keys):
-    import zmq
 
-    from mvbridge.bridge.keys import client_keys
     from mvbridge.core import protocol as P
 
     spawned = short_lived("--max-message-size", "64K")
@@ -531,12 +538,7 @@ def test_oversized_message_is_refused_by_the_client_and_by_the_service(short_liv
             demo.identity(b"x" * 70_000)  # refused before a byte is sent
         assert demo.add(1, 2) == 3  # the session goes on
     # A client that ignores the limit gets an error from the service itself.
-    raw = zmq.Context.instance().socket(zmq.DEALER)
-    raw.setsockopt(zmq.LINGER, 0)
-    client = client_keys(keys.server_public, keys.client_secret)
-    raw.curve_serverkey, raw.curve_publickey = client.server_public, client.public
-    raw.curve_secretkey = client.secret
-    raw.connect(spawned.address)
+    raw = raw_client(spawned.address, keys)
     try:
         request = P.error_message(5, "x", "y")[0]  # any well-formed header will do:
         request = request[:5] + bytes([P.REQUEST]) + request[6:]  # make it a REQUEST
