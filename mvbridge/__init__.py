@@ -37,6 +37,7 @@ __all__ = [
     "MVBridgeError",
     "ProtocolError",
     "RemoteError",
+    "RemoteObject",
     "SerializationError",
     "StaleReferenceError",
     "WorkerDiedError",
@@ -57,6 +58,7 @@ _LAZY = {
     "env": "mvbridge.bridge.env",
     "shutdown": "mvbridge.bridge.env",
     "deadline": "mvbridge.bridge.client",
+    "RemoteObject": "mvbridge.core.remote",
 }
 
 

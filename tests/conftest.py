@@ -67,6 +67,12 @@ def py_numpy1(venvs: Path) -> str:
     return interpreter
 
 
+@pytest.fixture(scope="session")
+def py_pandas(venvs: Path) -> str:
+    """The host's Python with pandas (the host has none), for probes by a real library."""
+    return make_venv(venvs / "pandas", sys.executable, ["pandas==2.2.*"])
+
+
 @pytest.fixture(scope="module")
 def env_v1(py_v1: str):
     with mvbridge.Env("v1", interpreter=py_v1) as env:

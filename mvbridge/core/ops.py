@@ -153,8 +153,34 @@ def next_batch(session: Session, iterator: Any, count: int) -> list[Any]:
     return [items, False]
 
 
+# ABCs whose checks a proxy cannot pass by its methods alone (they need registration or
+# subclassing): a proxy class is registered with those its remote type belongs to.
+_ABCS = (
+    "collections.abc.Sequence",
+    "collections.abc.MutableSequence",
+    "collections.abc.Mapping",
+    "collections.abc.MutableMapping",
+    "collections.abc.Set",
+    "collections.abc.MutableSet",
+    "collections.abc.MappingView",
+    "collections.abc.KeysView",
+    "collections.abc.ItemsView",
+    "collections.abc.ValuesView",
+    "collections.abc.Generator",
+    "numbers.Number",
+    "numbers.Complex",
+    "numbers.Real",
+    "numbers.Rational",
+    "numbers.Integral",
+)
+# What ``object`` itself has: a type that does not override these compares and hashes by
+# identity, which its proxy does locally (one proxy per remote object).
+_OBJECT_DEFAULTS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__")
+
+
 def type_description(cls: type) -> list[Any]:
-    """``[qualified name, callable attribute names, flags]`` of instances of ``cls``."""
+    """What the peer needs to make proxies of ``cls``'s instances, once per session:
+    ``[name, callable attribute names, flags, special methods, ABCs, module, qualname]``."""
     methods = []
     for name in dir(cls):
         if name.startswith("__") and name.endswith("__"):
@@ -172,7 +198,55 @@ def type_description(cls: type) -> list[Any]:
         flags |= FLAG_CLASS | FLAG_CALLABLE
     if issubclass(cls, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
         flags |= FLAG_ROUTINE
-    return ["%s.%s" % (cls.__module__, cls.__qualname__), methods, flags]
+    module = cls.__module__ if isinstance(cls.__module__, str) else "?"
+    return [
+        "%s.%s" % (module, cls.__qualname__),
+        methods,
+        flags,
+        shape_of(cls),
+        _abcs_of(cls),
+        module,
+        cls.__qualname__,
+    ]
+
+
+def shape_of(cls: type) -> list[str]:
+    """The special methods instances of ``cls`` have (of those a proxy can carry)."""
+    from .remote import SHAPE_NAMES
+
+    found = []
+    for name in SHAPE_NAMES:
+        # As Python looks special methods up: in the type's MRO, not on the class object (whose
+        # metaclass has a __call__ of its own).
+        owner = next((base for base in cls.__mro__ if name in vars(base)), None)
+        if owner is None or vars(owner)[name] is None:  # e.g. __hash__ = None: unhashable
+            continue
+        if owner is object and name in _OBJECT_DEFAULTS:
+            continue
+        found.append(name)
+    if "__array__" not in found and any(
+        probe in vars(base)
+        for base in cls.__mro__
+        for probe in ("__array_interface__", "__array_struct__")
+    ):
+        found.append("__array__")  # an array-like: np.asarray(proxy) fetches it by value
+    return sorted(found)
+
+
+def _abcs_of(cls: type) -> list[str]:
+    import collections.abc
+    import numbers
+
+    found = []
+    for name in _ABCS:
+        module_name, _, abc_name = name.rpartition(".")
+        abc = getattr(numbers if module_name == "numbers" else collections.abc, abc_name)
+        try:
+            if issubclass(cls, abc):
+                found.append(name)
+        except TypeError:
+            continue
+    return found
 
 
 def module_listing(module: types.ModuleType) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from . import dists, hidden, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
 from .objects import ObjectTable, drain
-from .remote import RemoteAttribute, RemoteCallable, RemoteObject, TypeInfo
+from .remote import RemoteAttribute, RemoteObject, TypeInfo, proxy_class
 
 logger = logging.getLogger(__name__)
 
@@ -166,15 +166,14 @@ class Session:
         """The proxy for the peer's object ``oid`` (the same proxy while one is alive)."""
         with self._proxy_lock:
             if info is not None:
-                self._types_in[key] = TypeInfo(info[0], info[1], info[2])
+                self._types_in[key] = TypeInfo(*info[:7])
             ref = self._proxies.get(oid)
             proxy = ref() if ref is not None else None
             if proxy is not None:
                 object.__setattr__(proxy, "_mvb_count", proxy._mvb_count + 1)
                 return proxy
             type_info = self._types_in[key]
-            cls = RemoteCallable if type_info.flags & P.FLAG_CALLABLE else RemoteObject
-            proxy = cls(self, oid, type_info)
+            proxy = proxy_class(type_info)(self, oid, type_info)
             self._proxies[oid] = weakref.ref(proxy)
             return proxy
 

@@ -59,18 +59,54 @@ _REMOTE_DOC = property(_remote_doc)
 
 
 class TypeInfo:
-    """What a proxy knows locally about its remote object's type."""
+    """What a proxy knows locally about its remote object's type (sent once per session).
 
-    __slots__ = ("flags", "methods", "name")
+    Attributes:
+        name: the type's qualified name, ``module.QualName``.
+        methods: names of its callable attributes (``obj.m(x)`` is then one round trip).
+        flags: ``protocol.FLAG_*``.
+        specials: the special methods the type has (``ops.shape_of``); its proxies have exactly
+            those, so ``hasattr``, ``callable``, ``iter`` and the ``collections.abc`` checks
+            answer as they would locally.
+        abcs: ``collections.abc`` and ``numbers`` ABCs the type is registered with or subclasses,
+            by name: its proxy class is registered with the same ones here.
+    """
 
-    def __init__(self, name: str, methods: list[str], flags: int) -> None:
+    __slots__ = (
+        "abcs",
+        "flags",
+        "methods",
+        "module",
+        "name",
+        "proxy_class",
+        "qualname",
+        "specials",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        methods: list[str],
+        flags: int,
+        specials: list[str] | None = None,
+        abcs: list[str] | None = None,
+        module: str | None = None,
+        qualname: str | None = None,
+    ) -> None:
         self.name = name
+        self.module = module or name.rpartition(".")[0]
+        self.qualname = qualname or name.rpartition(".")[2]
         self.methods: frozenset[str] = frozenset(methods)
         self.flags = flags
+        self.specials: frozenset[str] = frozenset(specials or ())
+        self.abcs = list(abcs or ())
+        self.proxy_class: type | None = None
 
 
 class RemoteObject:
-    # A proxy for an object held by the other side.
+    # The base of every proxy of an object held by the other side: ``isinstance(x,
+    # mvbridge.RemoteObject)`` tells a proxy. Each remote type gets a subclass of its own
+    # (``proxy_class``) that adds the special methods that type has, and nothing else.
     # (Its ``__doc__`` is the remote object's docstring, so the class keeps none.)
     __doc__ = _REMOTE_DOC  # type: ignore[assignment]
 
@@ -94,7 +130,9 @@ class RemoteObject:
 
     # -- attributes -------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
-        if name in _LOCAL_MISSING or name.startswith("_mvb_"):
+        # Special methods live on the proxy's class when the remote type has them; asked for
+        # by name (hasattr), a missing one is missing here too, without a round trip.
+        if name in _LOCAL_MISSING or name in SHAPE_NAMES or name.startswith("_mvb_"):
             raise AttributeError(name)
         if name in self._mvb_type.methods:
             return RemoteAttribute(self._mvb_session, self, name)
@@ -124,58 +162,6 @@ class RemoteObject:
     def __format__(self, spec: str) -> str:
         return self._mvb_special("__format__", spec)
 
-    def __bytes__(self) -> bytes:
-        return self._mvb_special("__bytes__")
-
-    # -- numpy interop: answer the probes deliberately ----------------------------------------
-    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        import numpy
-
-        value = self._mvb_request(P.OP_VALUE, "array")
-        if not isinstance(value, numpy.ndarray):
-            raise SerializationError(
-                "%s could not be turned into a numpy array by value" % self._mvb_type.name
-            )
-        return value if dtype is None else value.astype(dtype, copy=False)
-
-    # -- containers and iteration ---------------------------------------------------------------
-    def __len__(self) -> int:
-        return self._mvb_special("__len__")
-
-    def __bool__(self) -> bool:
-        return self._mvb_special("__bool__")
-
-    def __hash__(self) -> int:
-        return self._mvb_special("__hash__")
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._mvb_special("__getitem__", key)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._mvb_special("__setitem__", key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        self._mvb_special("__delitem__", key)
-
-    def __contains__(self, item: Any) -> bool:
-        return self._mvb_special("__contains__", item)
-
-    def __iter__(self) -> Iterator[Any]:
-        return BatchIterator(self._mvb_special("__iter__"))
-
-    def __reversed__(self) -> Iterator[Any]:
-        return BatchIterator(self._mvb_special("__reversed__"))
-
-    def __next__(self) -> Any:
-        return self._mvb_special("__next__")
-
-    # -- context managers -------------------------------------------------------------------
-    def __enter__(self) -> Any:
-        return self._mvb_special("__enter__")
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        return self._mvb_special("__exit__", exc_type, exc, None)
-
     # -- lifetime ---------------------------------------------------------------------------
     def __del__(self) -> None:
         try:
@@ -191,21 +177,6 @@ class RemoteObject:
         )
 
 
-def _special(name: str) -> Any:
-    def method(self: RemoteObject, *operands: Any) -> Any:
-        return self._mvb_special(name, *operands)
-
-    method.__name__ = name
-    return method
-
-
-# Every other special method the owner side knows (ops.SPECIAL) forwards as it is:
-# operators (plain, reflected, in-place), comparisons, numeric conversions.
-for _name in SPECIAL:
-    if _name not in vars(RemoteObject):
-        setattr(RemoteObject, _name, _special(_name))
-
-
 class RemoteCallable(RemoteObject):
     # A proxy for a remote callable: functions, classes, bound methods.
     # (Its ``__doc__`` is the remote object's docstring, so the class keeps none.)
@@ -215,10 +186,6 @@ class RemoteCallable(RemoteObject):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._mvb_session.request(P.OP_CALL, self, list(args), kwargs)
-
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        # Makes inspect/pydoc treat the proxy as a routine, so help() documents it as one.
-        return self
 
     @property
     def __signature__(self) -> inspect.Signature | None:
@@ -231,6 +198,8 @@ class RemoteCallable(RemoteObject):
 
 class RemoteAttribute(RemoteCallable):
     # ``owner.name`` of a remote object, not looked up until used; calling it costs one request.
+    # It stands for a method (the names of the owner type's callables), so it has only what
+    # a method has: a call, and ``__get__`` for inspect/pydoc.
     # (Its ``__doc__`` is the remote object's docstring, so the class keeps none.)
     __doc__ = _REMOTE_DOC  # type: ignore[assignment]
 
@@ -246,8 +215,11 @@ class RemoteAttribute(RemoteCallable):
             P.OP_CALLATTR, self._mvb_base, self._mvb_name, list(args), kwargs
         )
 
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        return self  # inspect and pydoc then treat it as a routine
+
     def __getattr__(self, name: str) -> Any:
-        if name in _LOCAL_MISSING or name.startswith("_mvb_"):
+        if name in _LOCAL_MISSING or name in SHAPE_NAMES or name.startswith("_mvb_"):
             raise AttributeError(name)
         return self._mvb_request(P.OP_GETATTR, name)
 
@@ -258,6 +230,94 @@ class RemoteAttribute(RemoteCallable):
 
 
 _ATTRIBUTE_TYPE = TypeInfo("attribute", [], P.FLAG_CALLABLE)
+
+
+# -- special methods, added to a proxy class when its remote type has them -------------------------
+def _forward(name: str) -> Any:
+    def method(self: RemoteObject, *operands: Any) -> Any:
+        return self._mvb_special(name, *operands)
+
+    method.__name__ = name
+    return method
+
+
+def _array(self: RemoteObject, dtype: Any = None, copy: Any = None) -> Any:
+    import numpy
+
+    value = self._mvb_request(P.OP_VALUE, "array")
+    if not isinstance(value, numpy.ndarray):
+        raise SerializationError(
+            "%s could not be turned into a numpy array by value" % self._mvb_type.name
+        )
+    return value if dtype is None else value.astype(dtype, copy=False)
+
+
+def _iter(self: RemoteObject) -> Iterator[Any]:
+    return BatchIterator(self._mvb_special("__iter__"))
+
+
+def _reversed(self: RemoteObject) -> Iterator[Any]:
+    return BatchIterator(self._mvb_special("__reversed__"))
+
+
+def _exit(self: RemoteObject, exc_type: Any, exc: Any, tb: Any) -> Any:
+    return self._mvb_special("__exit__", exc_type, exc, None)  # a traceback cannot cross
+
+
+def _get(self: RemoteObject, instance: Any, owner: Any = None) -> Any:
+    return self  # a remote function stays itself as a class attribute; inspect sees a routine
+
+
+_IMPLEMENTED = {
+    "__array__": _array,
+    "__iter__": _iter,
+    "__reversed__": _reversed,
+    "__exit__": _exit,
+    "__get__": _get,
+    "__call__": RemoteCallable.__call__,
+}
+# Every special method a proxy can carry: forwarded as it is (operators, comparisons,
+# containers, conversions) or implemented above.
+SHAPE_NAMES = frozenset(set(SPECIAL) - {"__repr__", "__str__", "__format__", "__dir__"}) | set(
+    _IMPLEMENTED
+)
+
+
+def proxy_class(info: TypeInfo) -> type:
+    """The proxy class of one remote type: its name, its special methods and its ABCs."""
+    cls = info.proxy_class
+    if cls is not None:
+        return cls
+    callable_ = bool(info.flags & P.FLAG_CALLABLE) or "__call__" in info.specials
+    base: type = RemoteCallable if callable_ else RemoteObject
+    namespace: dict[str, Any] = {"__slots__": (), "__doc__": _REMOTE_DOC}
+    for name in info.specials:
+        if name == "__call__" and base is RemoteCallable:
+            continue
+        namespace[name] = _IMPLEMENTED.get(name) or _forward(name)
+    if "__eq__" in info.specials and "__hash__" not in info.specials:
+        namespace["__hash__"] = None  # as Python makes it for a class that defines only __eq__
+    # Reads like the remote type (type(proxy).__name__, its repr); RemoteObject tells a proxy.
+    namespace["__module__"] = info.module or "mvbridge.remote"
+    namespace["__qualname__"] = info.qualname
+    cls = type(info.qualname.rpartition(".")[2] or "RemoteObject", (base,), namespace)
+    _register_abcs(cls, info.abcs)
+    info.proxy_class = cls
+    return cls
+
+
+def _register_abcs(cls: type, names: list[str]) -> None:
+    for name in names:
+        module_name, _, abc_name = name.rpartition(".")
+        if module_name == "numbers":
+            import numbers as module
+        elif module_name == "collections.abc":
+            import collections.abc as module  # type: ignore[no-redef]
+        else:
+            continue
+        abc = getattr(module, abc_name, None)
+        if abc is not None:
+            abc.register(cls)
 
 
 class BatchIterator:
