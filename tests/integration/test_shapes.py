@@ -117,6 +117,48 @@ def test_a_host_container_looks_like_one_to_the_worker(demo):
     assert shape["iter_error"] is None
 
 
+class HostTable(abc.Mapping):
+    """A host mapping, by subclassing the ABC."""
+
+    def __init__(self, **items):
+        self.items = items
+
+    def __getitem__(self, key):
+        return self.items[key]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+
+class HostCountdown:
+    """A host iterator."""
+
+    def __init__(self, start):
+        self.left = start
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.left <= 0:
+            raise StopIteration
+        self.left -= 1
+        return self.left
+
+
+def test_a_host_mapping_and_a_host_iterator_keep_their_abcs_in_the_worker(demo):
+    table = demo.shape_of(HostTable(a=1))
+    assert table["mapping"]
+    assert table["sized"]
+    assert not table["sequence"]
+    countdown = demo.shape_of(HostCountdown(2))
+    assert countdown["iterator"]
+    assert not countdown["sized"]
+
+
 def test_a_library_that_probes_for_list_likes_calls_a_host_callback(demo):
     # Before shaping, the callback claimed __iter__ and the library tried to iterate it.
     assert demo.apply_like_pandas(lambda v: v + 1, [1, 2, 3]) == [2, 3, 4]
