@@ -114,8 +114,13 @@ class _EnvModuleFinder:
 
 
 def _install_finder() -> None:
+    import os
     import sys
 
+    # A worker's runtime has no host half: there, importing it to look for env modules would
+    # ask this finder again, without end (RecursionError instead of ImportError).
+    if not os.path.isdir(os.path.join(os.path.dirname(__file__), "bridge")):
+        return
     if not any(type(f).__name__ == "_EnvModuleFinder" for f in sys.meta_path):
         sys.meta_path.append(_EnvModuleFinder())
 

@@ -91,6 +91,7 @@ class HostChannel(Channel):
         self.cid = cid
         self.thread = weakref.ref(threading.current_thread())
         self.broken = False
+        self.closed = False
         self.deadline: float | None = None
         self.epoch = 0  # the link's connection epoch when the outermost request was sent
 
@@ -131,6 +132,7 @@ class HostChannel(Channel):
                 left = self.deadline - time.monotonic()
                 if left <= 0:
                     self.broken = True
+                    session.drop_channel(self)  # its worker thread stops after the call
                     raise CallTimeoutError(
                         f"a call to env {session.env_name!r} passed its deadline; the worker "
                         "may still be running it (its reply will be discarded)"
@@ -305,13 +307,19 @@ class HostSession(Session):
                 self._channels.remove(channel)
                 self._close_channel(channel)
 
-    def _drop_channel(self, channel: HostChannel) -> None:
+    def drop_channel(self, channel: HostChannel) -> None:
+        """Close ``channel`` here and at the worker (once); its thread's next call opens another."""
         with self._channels_lock:
             if channel in self._channels:
                 self._channels.remove(channel)
         self._close_channel(channel)
 
+    _drop_channel = drop_channel
+
     def _close_channel(self, channel: HostChannel) -> None:
+        if channel.closed:
+            return
+        channel.closed = True
         channel.socket.close(linger=0)
         self.link.channel_closed(channel.cid)
         if not self.closed:

@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 _registry_lock = threading.Lock()
 _registry: dict[str, Env] = {}  # by name: the newest env of each name
-_created: list[Env] = []  # every env this process made, for shutdown
+_running: set[Env] = set()  # envs with a session (a worker or a service), for shutdown
 _exiting = False
 
 
@@ -177,7 +177,6 @@ class Env:
         self._starts = 0
         with _registry_lock:
             _registry[name] = self
-            _created.append(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -258,6 +257,8 @@ class Env:
                 self._cleanup(session)
             self._session = self._spawn()
             self._starts += 1
+            with _registry_lock:
+                _running.add(self)
             return self._session
 
     def current_session(self) -> HostSession | None:
@@ -296,6 +297,8 @@ class Env:
             session = self._session
             if session is not None:
                 self._cleanup(session)
+            with _registry_lock:
+                _running.discard(self)
 
     def __enter__(self) -> Env:
         return self
@@ -464,9 +467,9 @@ def env(name: str) -> Env:
 
 
 def shutdown() -> None:
-    """Stop every local worker this process started."""
+    """Stop every local worker this process started, and end its sessions with services."""
     with _registry_lock:
-        envs = list(_created)
+        envs = list(_running)
     for each in envs:
         try:
             each.shutdown()

@@ -49,7 +49,14 @@ class LocalLink(Link):
                 env_name,
                 interpreter,
                 runtime,
-                ["--control", self.address, "--channels", f"ipc://{self.ipc_dir}/ch"],
+                [
+                    "--control",
+                    self.address,
+                    "--channels",
+                    f"ipc://{self.ipc_dir}/ch",
+                    "--cleanup-dir",  # the worker removes it if we are killed outright
+                    str(self.ipc_dir),
+                ],
             )
         except BaseException:
             shutil.rmtree(self.ipc_dir, ignore_errors=True)

@@ -124,6 +124,7 @@ class Encoder:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.sent_types: set = set()  # type keys whose info this channel already sent
+        self._attempts: list[list[Any]] = []  # pickles being tried: what to undo if they fail
         # msgpack.packb builds a Packer (and its buffer) per call; reusing Packers, one per
         # nesting depth of ext payloads, saves much of a small call's encoding time.
         self._header_packer = msgpack.Packer(use_bin_type=True)
@@ -232,13 +233,39 @@ class Encoder:
             if payload is not None:
                 return EXT_NDARRAY, payload
         if forced or session.may_pickle(obj):
+            attempt = self._begin_attempt(frames)
             try:
-                return EXT_PICKLE, self.pickle(obj, frames, default)
+                payload = self.pickle(obj, frames, default)
             except SerializationError:
+                self._undo_attempt(attempt, frames)
                 raise
             except Exception:
-                pass
+                # Not picklable after all: what the attempt exported or marked as described
+                # must not stay (the peer never sees those references).
+                self._undo_attempt(attempt, frames)
+            else:
+                done = self._attempts.pop()
+                if self._attempts:  # an enclosing attempt that fails undoes these too
+                    self._attempts[-1][2].extend(done[2])
+                return EXT_PICKLE, payload
         return EXT_REF, _packb(self.export(obj), default)
+
+    def _begin_attempt(self, frames: list[Any]) -> list[Any]:
+        attempt: list[Any] = [len(frames), set(self.sent_types), []]  # + exported object ids
+        self._attempts.append(attempt)
+        return attempt
+
+    def _undo_attempt(self, attempt: list[Any], frames: list[Any]) -> None:
+        self._attempts.remove(attempt)
+        count, sent_types, exported = attempt
+        del frames[count:]
+        self.sent_types = sent_types
+        if exported:
+            self.session.table.release([(oid, 1) for oid in exported])
+            for outer in self._attempts:  # an enclosing attempt no longer holds them either
+                for oid in exported:
+                    if oid in outer[2]:
+                        outer[2].remove(oid)
 
     def encode_module(self, module: types.ModuleType, default: Callable[[Any], Any]) -> Any:
         name = module.__name__
@@ -250,6 +277,8 @@ class Encoder:
 
     def export(self, obj: Any) -> list[Any]:
         oid, key, info = self.session.export(obj)
+        if self._attempts:
+            self._attempts[-1][2].append(oid)
         if key in self.sent_types:
             return [oid, key, None]
         self.sent_types.add(key)

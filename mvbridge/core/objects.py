@@ -65,6 +65,10 @@ class ObjectTable:
                 "a worker that has since restarted" % oid
             ) from None
 
+    def holds_id(self, object_id: int) -> bool:
+        """True while an object whose ``id()`` is ``object_id`` is held for the peer."""
+        return object_id in self._oid_of
+
     def release(self, items: Iterable[tuple[int, int]]) -> None:
         """Drop ``count`` references for each ``(oid, count)``; forget objects left at zero."""
         with self._lock:

@@ -107,10 +107,29 @@ class Session:
                 header.append(returns)
         return header
 
+    def unsent(self, header: list[Any]) -> None:
+        """``header``'s message was not sent: its releases wait for the next one."""
+        if header[2]:
+            self._releases.extend(header[2])
+        if len(header) > 3 and self.segments is not None:
+            self.segments.returned.extend(header[3])
+
+    def encode(self, encoder: Encoder, kind: int, rid: int, body: Any) -> list[Any]:
+        """Frames of one message; releases it would carry are kept if encoding fails."""
+        header = self.header(kind, rid)
+        try:
+            return encoder.encode(header, body)
+        except BaseException:
+            self.unsent(header)
+            raise
+
     def received(self, releases: Any, returns: Any) -> None:
         """Apply the releases a message from the peer carried."""
         if releases:
             self.table.release(releases)
+            if self.pending_errors:  # an iterator dropped before its error was asked for
+                for key in [k for k in self.pending_errors if not self.table.holds_id(k)]:
+                    del self.pending_errors[key]
         if returns and self.segments is not None:
             self.segments.take_back(returns)
 
@@ -304,8 +323,7 @@ class Channel:
                 args[i] = lift_large(arg)
         body = [op, target]
         body.extend(operands)
-        frames = self.encoder.encode(self.session.header(P.REQUEST, rid), body)
-        self.send(frames)
+        self.send(self.session.encode(self.encoder, P.REQUEST, rid, body))
         self.depth += 1
         try:
             return self.wait_reply(rid)
@@ -358,7 +376,7 @@ class Channel:
                 raise
             return
         try:
-            self.send(self.encoder.encode(session.header(P.REPLY, rid), lift_large(result)))
+            self.send(session.encode(self.encoder, P.REPLY, rid, lift_large(result)))
         except MVBridgeError as exc:  # cannot be encoded, or too large to send: say so
             self.send_error(rid, exc)
         except Exception as exc:

@@ -55,13 +55,20 @@ class Pool:
     """N workers of one env, reachable by the router at ``backend``."""
 
     def __init__(
-        self, env_name: str, interpreter: str, runtime: Path, backend: str, size: int
+        self,
+        env_name: str,
+        interpreter: str,
+        runtime: Path,
+        backend: str,
+        size: int,
+        cleanup_dir: Path | None = None,
     ) -> None:
         self.env_name = env_name
         self.interpreter = interpreter
         self.runtime = runtime
         self.backend = backend
         self.size = size
+        self.cleanup_dir = cleanup_dir  # the service's private folder, if it is killed outright
         self.workers: dict[int, PoolWorker] = {}
         self._restart_at: dict[int, float] = {}
         self._delay: dict[int, float] = {}
@@ -76,7 +83,8 @@ class Pool:
             self.env_name,
             self.interpreter,
             self.runtime,
-            ["--service", self.backend],
+            ["--service", self.backend]
+            + (["--cleanup-dir", str(self.cleanup_dir)] if self.cleanup_dir else []),
             own_session=True,
             sink=self.sink,
         )

@@ -172,7 +172,7 @@ def _serve(options: SpawnOptions) -> int:
     context = zmq.Context()
     context.setsockopt(zmq.LINGER, 0)
     backend, folder = private_backend()
-    pool = Pool(options.env, interpreter, runtime, backend, options.workers)
+    pool = Pool(options.env, interpreter, runtime, backend, options.workers, folder)
     pool.sink = logs.worker_output_sink(options.log_format)
     router = Router(
         context,

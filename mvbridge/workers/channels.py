@@ -207,6 +207,20 @@ class WorkerChannel(Channel):
                 return None
         return receive_message(socket)
 
+    def send(self, frames: list[Any]) -> None:
+        # A host that gave up on a call (its deadline passed) closes its end: the late reply
+        # would block this thread for good. Wait until it can go, or the channel is closed.
+        socket = self.socket
+        if not socket.getsockopt(_EVENTS) & _POLLOUT:
+            while not socket.poll(POLL_MS, _POLLOUT):
+                if self.stopped.is_set():
+                    return
+        socket.send_multipart(frames, copy=len(frames) == 1)
+
+
+_EVENTS = zmq.EVENTS
+_POLLOUT = zmq.POLLOUT
+
 
 class ReverseChannel(Channel):
     """A channel a worker thread opened to call the host; lent to one thread at a time."""

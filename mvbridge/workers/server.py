@@ -201,8 +201,8 @@ class Server:
 def watch_parent(fd: int | None, parent_pid: int | None, cleanup: Callable[[], None]) -> None:
     """Exit the process when the host dies: its pipe reaches EOF or our parent changes.
 
-    A host killed outright cannot remove its socket folder or its shared-memory segments:
-    ``cleanup`` does that for it first.
+    A host killed outright cannot remove its socket folder (``--cleanup-dir``) or its
+    shared-memory segments: ``cleanup`` does that for it first.
     """
     import select
 
@@ -222,14 +222,6 @@ def watch_parent(fd: int | None, parent_pid: int | None, cleanup: Callable[[], N
             os._exit(0)
 
     threading.Thread(target=run, name="mvbridge-parent-watch", daemon=True).start()
-
-
-def _private_socket_dir(endpoint: str) -> str | None:
-    """The host's private ipc folder (``.../mvb-XXXX``) of ``endpoint``, if it is one."""
-    if not endpoint.startswith("ipc://"):
-        return None
-    folder = os.path.dirname(endpoint[len("ipc://") :])
-    return folder if os.path.basename(folder).startswith("mvb-") else None
 
 
 def _control_socket(context: zmq.Context, args: dict[str, str]) -> tuple[zmq.Socket, Wiring]:
@@ -259,7 +251,7 @@ def run(argv: list[str]) -> int:
     control, wiring = _control_socket(context, args)
     server = Server(context, control, wiring, hidden.find_class)
     if watch_fd is not None or parent_pid is not None:
-        leftovers = _private_socket_dir(args.get("control") or args.get("service") or "")
+        leftovers = args.get("cleanup-dir")  # named by the host; never guessed from a path
 
         def cleanup() -> None:
             for session in list(server.sessions.values()):
@@ -282,7 +274,7 @@ def run(argv: list[str]) -> int:
 
 _USAGE = (
     "usage: python -m mvbridge.workers (--control ENDPOINT --channels PREFIX | --service "
-    "ENDPOINT) [--protocol N] [--watch-fd FD] [--parent-pid PID]"
+    "ENDPOINT) [--protocol N] [--watch-fd FD] [--parent-pid PID] [--cleanup-dir DIR]"
 )
 
 
@@ -291,7 +283,7 @@ def _parse(argv: list[str]) -> dict[str, str]:
     if len(argv) % 2 or not all(a.startswith("--") for a in argv[::2]):
         raise SystemExit(_USAGE)
     args = {name[2:]: value for name, value in zip(argv[::2], argv[1::2])}
-    known = {"control", "channels", "service", "protocol", "watch-fd", "parent-pid"}
+    known = {"control", "channels", "service", "protocol", "watch-fd", "parent-pid", "cleanup-dir"}
     local = "control" in args and "channels" in args and "service" not in args
     service = "service" in args and "control" not in args and "channels" not in args
     if set(args) - known or not (local or service):

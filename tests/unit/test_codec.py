@@ -74,3 +74,21 @@ def test_unknown_ext_type_is_a_serialization_error():
     frames = [_join(msgpack.packb([P.REPLY, 1, None]), msgpack.packb(msgpack.ExtType(99, b"")))]
     with pytest.raises(SerializationError, match="unknown ext type 99"):
         Decoder(SameProcessSession()).body(frames)
+
+
+def test_an_iterator_error_is_dropped_with_its_iterator():
+    from mvbridge.core import dists
+    from mvbridge.core.ops import next_batch
+
+    def failing():
+        yield 1
+        raise KeyError("late")
+
+    session = Session(dists.PYTHON_VERSION)
+    iterator = failing()
+    oid = session.table.export(iterator)
+    assert next_batch(session, iterator, 4) == [[1], False]  # the KeyError waits for it
+    assert len(session.pending_errors) == 1
+    del iterator
+    session.received([[oid, 1]], None)  # the peer dropped its proxy before asking again
+    assert session.pending_errors == {}  # nor the error, nor the iterator it holds, stays
