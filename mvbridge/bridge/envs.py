@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,12 +22,12 @@ from pathlib import Path
 
 from ..config import EnvSpec, is_local_requirement
 from ..errors import EnvBuildError, WorkerStartError
+from .installers import BUILD_TIMEOUT, Installer, choose_installer, run_command
 from .locks import file_lock, replace_dir
 from .runtime import InterpreterFacts, cache_dir, interpreter_facts
 
 FORMAT = 1  # bump when the layout of a built env changes
 RECORD_NAME = "mvbridge-env.json"
-BUILD_TIMEOUT = float(os.environ.get("MVBRIDGE_BUILD_TIMEOUT", "900"))
 Progress = Callable[[str], None]
 
 
@@ -148,109 +147,6 @@ def _candidates(minor: str) -> Iterable[str]:
         yield on_path
 
 
-# -- installers -----------------------------------------------------------------------------------
-class Installer:
-    """Creates a virtualenv and installs requirements into it."""
-
-    name = ""
-
-    def cannot_install(self) -> str | None:
-        """Why this installer cannot run here, or None when it can."""
-        raise NotImplementedError
-
-    def create(self, python: str, path: Path) -> list[str]:
-        raise NotImplementedError
-
-    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
-        raise NotImplementedError
-
-
-class UvInstaller(Installer):
-    """uv: much faster resolution and installation; used when on PATH or installed as a package."""
-
-    name = "uv"
-
-    def __init__(self) -> None:
-        self.binary = _find_uv()
-
-    def cannot_install(self) -> str | None:
-        return None if self.binary else "uv is not on PATH and the 'uv' package is not installed"
-
-    def create(self, python: str, path: Path) -> list[str]:
-        return [str(self.binary), "venv", "--quiet", "--python", python, str(path)]
-
-    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
-        return [str(self.binary), "pip", "install", "--python", str(env_python), *requirements]
-
-
-class PipInstaller(Installer):
-    """virtualenv + the host's pip, pointed at the env with ``pip --python``."""
-
-    name = "pip"
-
-    def cannot_install(self) -> str | None:
-        try:
-            import pip  # noqa: F401
-        except ImportError:
-            return f"pip is not installed in the host's interpreter ({sys.executable})"
-        return None
-
-    def create(self, python: str, path: Path) -> list[str]:
-        return [sys.executable, "-m", "virtualenv", "--quiet", "--no-seed", "-p", python, str(path)]
-
-    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(env_python),
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            *requirements,
-        ]
-
-
-def _find_uv() -> str | None:
-    found = shutil.which("uv")
-    if found:
-        return found
-    try:
-        from uv import find_uv_bin  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        return str(find_uv_bin())
-    except FileNotFoundError:
-        return None
-
-
-def choose_installer(preferred: str | None = None) -> Installer:
-    """uv when it can run, else pip; ``preferred`` (or ``MVBRIDGE_INSTALLER``) forces one.
-
-    Raises:
-        EnvBuildError: the forced installer cannot run, or neither can.
-    """
-    preferred = preferred or os.environ.get("MVBRIDGE_INSTALLER") or None
-    installers: list[Installer] = [UvInstaller(), PipInstaller()]
-    if preferred and preferred not in {i.name for i in installers}:
-        raise EnvBuildError(
-            f"unknown installer {preferred!r} (from MVBRIDGE_INSTALLER or --installer); "
-            "use 'uv' or 'pip'",
-            env=None,
-        )
-    reasons = []
-    for installer in installers:
-        if preferred and installer.name != preferred:
-            continue
-        why = installer.cannot_install()
-        if why is None:
-            return installer
-        reasons.append(f"{installer.name}: {why}")
-    raise EnvBuildError("no installer can run: " + "; ".join(reasons), env=None)
-
-
 # -- specs and records ----------------------------------------------------------------------------
 def spec_hash(spec: EnvSpec, facts: InterpreterFacts) -> str:
     """A digest of everything that shapes the env: requirements (local folders by content),
@@ -361,12 +257,12 @@ def _build(
     try:
         say(f"env {spec.name!r}: creating a Python {facts.minor} virtualenv with {installer.name}")
         shutil.rmtree(staging)  # the creators want to make the folder themselves
-        _run(spec.name, installer.create(facts.path, staging))
+        run_command(spec.name, installer.create(facts.path, staging))
         requirements = list(spec.requirements)
         if pins:
             requirements = _pinned(requirements, pins)
         say(f"env {spec.name!r}: installing {', '.join(spec.requirements)}")
-        _run(spec.name, installer.install(env_python(staging), requirements))
+        run_command(spec.name, installer.install(env_python(staging), requirements))
         found = _discover(spec.name, env_python(staging))
         listed, local = _listed(spec, found["dists"])
         modules = (
@@ -401,47 +297,10 @@ def _pinned(requirements: list[str], pins: dict[str, str]) -> list[str]:
     return [*requirements, *(f"{name}=={version}" for name, version in sorted(pins.items()))]
 
 
-def _run(env_name: str, command: list[str]) -> str:
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise EnvBuildError(
-            f"env {env_name!r}: {command[0]} took over {BUILD_TIMEOUT:.0f} s and was stopped "
-            f"(set MVBRIDGE_BUILD_TIMEOUT to allow longer): {' '.join(command)}",
-            env=env_name,
-            command=" ".join(command),
-            returncode=None,
-            output_tail="",
-        ) from exc
-    except OSError as exc:
-        raise EnvBuildError(
-            f"env {env_name!r}: could not run {command[0]}: {exc}",
-            env=env_name,
-            command=" ".join(command),
-            returncode=None,
-            output_tail="",
-        ) from exc
-    if done.returncode != 0:
-        output = (done.stderr.strip() or done.stdout.strip())[-3000:]
-        raise EnvBuildError(
-            f"env {env_name!r}: the installer failed (exit code {done.returncode}):\n{output}\n"
-            f"command: {' '.join(command)}",
-            env=env_name,
-            command=" ".join(command),
-            returncode=done.returncode,
-            output_tail=output,
-        )
-    return done.stdout
-
-
 def _discover(env_name: str, python: Path) -> dict:
-    return json.loads(_run(env_name, [str(python), "-c", _DISCOVER]).strip().splitlines()[-1])
+    return json.loads(
+        run_command(env_name, [str(python), "-c", _DISCOVER]).strip().splitlines()[-1]
+    )
 
 
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")

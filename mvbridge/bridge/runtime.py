@@ -170,17 +170,14 @@ def _probe(python: str) -> InterpreterFacts:
 
 
 def cache_dir() -> Path:
-    """mvbridge's user cache: ``MVBRIDGE_CACHE_DIR``, else the platform's user cache folder."""
+    """mvbridge's user cache: ``MVBRIDGE_CACHE_DIR``, else the platform's (``platformdirs``:
+    ``~/.cache/mvbridge`` or ``$XDG_CACHE_HOME/mvbridge`` on Linux)."""
     configured = os.environ.get("MVBRIDGE_CACHE_DIR")
     if configured:
         return Path(configured)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mvbridge"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mvbridge", appauthor=False))
 
 
 def runtime_requirements() -> list[str]:

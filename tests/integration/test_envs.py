@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -88,17 +89,22 @@ def test_discovery_uses_metadata_not_the_distribution_name(tmp_path, wheels):
     assert record.modules == ["oddmod", "yaml"]  # not "odd_name_dist" nor "pyyaml"
 
 
-def test_env_on_another_python_minor_version(tmp_path, wheels):
-    require_python("3.9")
-    write_config(tmp_path, f'[envs.old]\nrequirements = ["{wheels["thing1"]}"]\npython = "3.9"\n')
-    done = run_cli(["sync", "--no-stubs"], tmp_path)
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+@pytest.mark.parametrize("minor", ["3.8", "3.9"])
+def test_env_on_another_python_minor_version(tmp_path, wheels, installer, minor):
+    require_python(minor)
+    write_config(
+        tmp_path, f'[envs.old]\nrequirements = ["{wheels["thing1"]}"]\npython = "{minor}"\n'
+    )
+    done = run_cli(["sync", "--no-stubs"], tmp_path, MVBRIDGE_INSTALLER=installer)
     assert done.returncode == 0, done.stderr
     code = "from mvbridge import mvb_thing\nimport mvbridge\nprint(mvb_thing.add(2), mvbridge.env('old').info.python)"
     ran = run_python(code, tmp_path)
     assert ran.returncode == 0, ran.stderr
     result, python = ran.stdout.split()
     assert result == "3"
-    assert python.startswith("3.9.")
+    assert python.startswith(minor + ".")
+    assert f"with {installer}" in done.stderr
 
 
 def test_two_processes_syncing_one_env_build_it_once(tmp_path, wheels):
@@ -261,3 +267,44 @@ def test_config_in_pyproject_works_like_mvbridge_toml(tmp_path, wheels):
     ran = run_python("from mvbridge import mvb_thing\nprint(mvb_thing.version())", tmp_path)
     assert ran.stdout.strip() == "thing 1", ran.stderr
     assert json.loads((tmp_path / ".mvbridge" / "envs" / "one" / "mvbridge-env.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_pip_path_works_when_the_hosts_pip_has_dropped_the_envs_python(tmp_path, wheels):
+    """pip 26 supports Python 3.10 and newer only; a 3.8 env must still build without uv."""
+    import sysconfig
+
+    require_python("3.8")
+    host = tmp_path / "host"
+    subprocess.run([sys.executable, "-m", "venv", str(host)], check=True, timeout=120)
+    python = str(host / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "pip>=26"],
+        check=True,
+        timeout=240,
+    )
+    # mvbridge and its dependencies from the test's own environment; the newer pip comes first.
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    ours = sysconfig.get_paths()["purelib"]
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    pathlib.Path(site, "mvbridge-tests.pth").write_text(f"{repo}\n{ours}\n")
+    project = tmp_path / "project"
+    write_config(project, f'[envs.old]\nrequirements = ["{wheels["thing1"]}"]\npython = "3.8"\n')
+    done = subprocess.run(
+        [python, "-m", "mvbridge", "sync", "--no-stubs"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "MVBRIDGE_INSTALLER": "pip"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "with pip" in done.stderr
+    pip_version = subprocess.run(
+        [python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=60
+    ).stdout
+    assert int(pip_version.split()[1].split(".")[0]) >= 26

@@ -1,0 +1,195 @@
+"""The installers that build envs: uv (the default) and pip (the fallback), and what they run.
+
+Internal. An installer says why it cannot run (``cannot_install``) before it is chosen. The pip
+path uses a pip that supports the env's Python, downloaded once per Python version into the
+user cache: the host's own pip may have dropped that Python ("This version of pip does not
+support python 3.9"), and the env gets no pip of its own either way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import EnvBuildError
+from .locks import file_lock, replace_dir
+from .runtime import cache_dir, interpreter_facts
+
+BUILD_TIMEOUT = float(os.environ.get("MVBRIDGE_BUILD_TIMEOUT", "900"))
+
+
+# -- installers -----------------------------------------------------------------------------------
+class Installer:
+    """Creates a virtualenv and installs requirements into it."""
+
+    name = ""
+
+    def cannot_install(self) -> str | None:
+        """Why this installer cannot run here, or None when it can."""
+        raise NotImplementedError
+
+    def create(self, python: str, path: Path) -> list[str]:
+        raise NotImplementedError
+
+    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
+        raise NotImplementedError
+
+
+class UvInstaller(Installer):
+    """uv: much faster resolution and installation; used when on PATH or installed as a package."""
+
+    name = "uv"
+
+    def __init__(self) -> None:
+        self.binary = _find_uv()
+
+    def cannot_install(self) -> str | None:
+        return None if self.binary else "uv is not on PATH and the 'uv' package is not installed"
+
+    def create(self, python: str, path: Path) -> list[str]:
+        return [str(self.binary), "venv", "--quiet", "--python", python, str(path)]
+
+    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
+        return [str(self.binary), "pip", "install", "--python", str(env_python), *requirements]
+
+
+class PipInstaller(Installer):
+    """virtualenv, then a pip for the env's Python run from its wheel (``pip_wheel``)."""
+
+    name = "pip"
+
+    def cannot_install(self) -> str | None:
+        try:
+            import pip  # noqa: F401
+        except ImportError:
+            return f"pip is not installed in the host's interpreter ({sys.executable})"
+        return None
+
+    def create(self, python: str, path: Path) -> list[str]:
+        return [sys.executable, "-m", "virtualenv", "--quiet", "--no-seed", "-p", python, str(path)]
+
+    def install(self, env_python: Path, requirements: list[str]) -> list[str]:
+        wheel = pip_wheel(str(env_python))
+        return [
+            str(env_python),
+            f"{wheel}/pip",  # a wheel is importable: pip runs from it, and stays out of the env
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            *requirements,
+        ]
+
+
+def _find_uv() -> str | None:
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError:
+        return None
+
+
+def choose_installer(preferred: str | None = None) -> Installer:
+    """uv when it can run, else pip; ``preferred`` (or ``MVBRIDGE_INSTALLER``) forces one.
+
+    Raises:
+        EnvBuildError: the forced installer cannot run, or neither can.
+    """
+    preferred = preferred or os.environ.get("MVBRIDGE_INSTALLER") or None
+    installers: list[Installer] = [UvInstaller(), PipInstaller()]
+    if preferred and preferred not in {i.name for i in installers}:
+        raise EnvBuildError(
+            f"unknown installer {preferred!r} (from MVBRIDGE_INSTALLER or --installer); "
+            "use 'uv' or 'pip'",
+            env=None,
+        )
+    reasons = []
+    for installer in installers:
+        if preferred and installer.name != preferred:
+            continue
+        why = installer.cannot_install()
+        if why is None:
+            return installer
+        reasons.append(f"{installer.name}: {why}")
+    raise EnvBuildError("no installer can run: " + "; ".join(reasons), env=None)
+
+
+def pip_wheel(python: str) -> Path:
+    """A pip wheel that supports ``python``'s version, downloaded once into the user cache.
+
+    Raises:
+        EnvBuildError: pip could not be downloaded for that Python.
+    """
+    facts = interpreter_facts(python)
+    folder = cache_dir() / "pip" / f"{facts.implementation}{facts.minor}"
+    found = sorted(folder.glob("pip-*.whl"))
+    if found:
+        return found[0]
+    with file_lock(folder.with_name(folder.name + ".lock"), BUILD_TIMEOUT, "downloading pip"):
+        found = sorted(folder.glob("pip-*.whl"))
+        if found:
+            return found[0]
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+        try:
+            implementation = "cp" if facts.implementation == "cpython" else "pp"
+            command = [
+                sys.executable, "-m", "pip", "download", "--quiet",
+                "--disable-pip-version-check", "--no-input", "--no-deps", "--only-binary=:all:",
+                "--python-version", facts.minor, "--implementation", implementation,
+                "--dest", str(staging), "pip",
+            ]  # fmt: skip
+            run_command(f"(pip for Python {facts.minor})", command)
+            replace_dir(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return sorted(folder.glob("pip-*.whl"))[0]
+
+
+def run_command(env_name: str, command: list[str]) -> str:
+    """Run one build step; its stdout, or ``EnvBuildError`` with the installer's own words."""
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EnvBuildError(
+            f"env {env_name!r}: {command[0]} took over {BUILD_TIMEOUT:.0f} s and was stopped "
+            f"(set MVBRIDGE_BUILD_TIMEOUT to allow longer): {' '.join(command)}",
+            env=env_name,
+            command=" ".join(command),
+            returncode=None,
+            output_tail="",
+        ) from exc
+    except OSError as exc:
+        raise EnvBuildError(
+            f"env {env_name!r}: could not run {command[0]}: {exc}",
+            env=env_name,
+            command=" ".join(command),
+            returncode=None,
+            output_tail="",
+        ) from exc
+    if done.returncode != 0:
+        output = (done.stderr.strip() or done.stdout.strip())[-3000:]
+        raise EnvBuildError(
+            f"env {env_name!r}: the installer failed (exit code {done.returncode}):\n{output}\n"
+            f"command: {' '.join(command)}",
+            env=env_name,
+            command=" ".join(command),
+            returncode=done.returncode,
+            output_tail=output,
+        )
+    return done.stdout
