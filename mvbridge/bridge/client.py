@@ -179,6 +179,7 @@ class HostSession(Session):
         start_timeout: float,
     ) -> None:
         self.env_name = env_name
+        self.exception_origin = f"env:{env_name}"  # stable across restarts of the env
         self.link = link
         self.call_timeout = call_timeout
         self._module_proxy = module_proxy

@@ -325,7 +325,7 @@ class Env:
         if module is None:
             module = self._modules[name] = RemoteModule(self, name, listing)
         else:
-            module.__dict__["_mvb_callables"] = frozenset(listing["callables"])
+            module._mvb_listed(listing)
         return module
 
     def _module_proxy(self, name: str) -> RemoteModule:

@@ -37,8 +37,14 @@ class RemoteModule(types.ModuleType):
         super().__init__(name, listing.get("doc"))
         state = self.__dict__
         state["_mvb_env"] = env
-        state["_mvb_callables"] = frozenset(listing.get("callables", ()))
+        self._mvb_listed(listing)
         state["_mvb_attrs"] = {}
+
+    def _mvb_listed(self, listing: dict[str, Any]) -> None:
+        """Take in the module's listing (again after a restart)."""
+        state = self.__dict__
+        state["_mvb_callables"] = frozenset(listing.get("callables", ()))
+        state["_mvb_exceptions"] = frozenset(listing.get("exceptions", ()))
 
     def __getattr__(self, name: str) -> Any:
         if name in _MODULE_LOCAL or name.startswith("_mvb_"):
@@ -48,6 +54,13 @@ class RemoteModule(types.ModuleType):
             attr = state["_mvb_attrs"].get(name)
             if attr is None:
                 attr = state["_mvb_attrs"][name] = ModuleAttribute(self, name)
+            return attr
+        if name in state["_mvb_exceptions"]:
+            # A real class (core/exceptions.py), the same one every time and across restarts,
+            # so `except module.Error` works and costs a round trip only once.
+            attr = state["_mvb_attrs"].get(name)
+            if attr is None:
+                attr = state["_mvb_attrs"][name] = self._mvb_env.request(P.OP_GETATTR, self, name)
             return attr
         return self._mvb_env.request(P.OP_GETATTR, self, name)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgpack
 
 from ..errors import ProtocolError, SerializationError
-from . import hidden, sharedmem
+from . import exceptions, hidden, sharedmem
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
@@ -47,6 +47,8 @@ EXT_YOURS = 9  # the receiver's own object: id | ["a", spec, attribute] | ["m", 
 EXT_MODULE = 10  # module name: a module of the sender, a proxy for the receiver
 EXT_IMPORT = 11  # module name: the receiver imports its own module of that name
 EXT_FRAME = 12  # frame index: bytes carried in their own frame
+EXT_EXCCLASS = 13  # lineage [[module, qualname], ...]: an exception class, a real class for the
+#                    receiver (its own of that name, else one made for it: core/exceptions.py)
 
 # Buffers at least this large travel in their own frame, without a copy.
 FRAME_THRESHOLD = 64 * 1024
@@ -186,10 +188,25 @@ class Encoder:
                 try:
                     blob = self._pack(ByValue(exc))
                 except Exception:
-                    del frames[2:]
+                    del frames[1:]
+            args = None
+            if blob is None:  # the receiver rebuilds it from its class's lineage and its args
+                try:
+                    args = self._pack(list(exc.args))
+                except Exception:
+                    del frames[1:]
             frames[0] = _join(
                 self._header_packer.pack(header),
-                self._pack([type_name(exc), _safe_str(exc), traceback_text, blob]),
+                self._pack(
+                    [
+                        type_name(exc),
+                        _safe_str(exc),
+                        traceback_text,
+                        blob,
+                        _lineage(type(exc)),
+                        args,
+                    ]
+                ),
             )
         finally:
             self._end(saved)
@@ -228,6 +245,8 @@ class Encoder:
             return EXT_PICKLE, self.pickle(obj.value, frames, default, forced=True)
         if isinstance(obj, types.ModuleType):
             return self.encode_module(obj, default)
+        if exceptions.is_exception_class(obj) and not (forced or session.may_pickle(obj)):
+            return EXT_EXCCLASS, _packb(_lineage(obj), default)
         if _is_ndarray(obj) and session.peer_has_numpy():
             payload = self.encode_ndarray(obj, frames, default)
             if payload is not None:
@@ -377,6 +396,8 @@ class Encoder:
             return self.encode_module(obj, default)
         if session.may_pickle(obj):
             return None
+        if exceptions.is_exception_class(obj):
+            return (EXT_EXCCLASS, _packb(_lineage(obj), default))
         return (EXT_REF, _packb(self.export(obj), default))
 
 
@@ -476,21 +497,28 @@ class Decoder:
         return _unpackb(_split(frames[0])[1], ext_hook)
 
     def error(self, frames: list[Any]) -> list[Any]:
-        """``[type name, message, traceback, exception or None]`` of an ERROR message."""
+        """``[type name, message, traceback, exception or None, lineage, args or None]`` of an
+        ERROR message (a router's own ERROR has only the first four)."""
 
         def ext_hook(code: int, data: bytes) -> Any:
             return self._ext(code, data, frames, ext_hook)
 
-        type_name_, message, tb, blob = msgpack.unpackb(
-            _split(frames[0])[1], raw=False, use_list=True
-        )
-        exc = None
+        fields = msgpack.unpackb(_split(frames[0])[1], raw=False, use_list=True)
+        type_name_, message, tb, blob = fields[:4]
+        line = fields[4] if len(fields) > 4 else []
+        packed_args = fields[5] if len(fields) > 5 else None
+        exc = args = None
         if blob is not None:
             try:
                 exc = _unpackb(blob, ext_hook)
             except Exception:
                 exc = None
-        return [type_name_, message, tb, exc]
+        if exc is None and packed_args is not None:
+            try:
+                args = _unpackb(packed_args, ext_hook)
+            except Exception:
+                args = None
+        return [type_name_, message, tb, exc, line, args]
 
     def _ext(self, code: int, data: bytes, frames: list[Any], ext_hook: Any) -> Any:
         if code == EXT_TUPLE:
@@ -520,6 +548,9 @@ class Decoder:
             return self.session.module_proxy(_unpackb(data, ext_hook))
         if code == EXT_IMPORT:
             return self.session.import_module(_unpackb(data, ext_hook))
+        if code == EXT_EXCCLASS:
+            line = _unpackb(data, ext_hook)
+            return exceptions.exception_class(self.session.exception_origin, line)
         raise SerializationError("unknown ext type %d in a message" % code)
 
     def decode_ndarray(self, payload: list[Any], frames: list[Any]) -> Any:
@@ -635,6 +666,12 @@ def _buffer(frame: Any) -> Any:
 def _frame_bytes(frame: Any) -> bytes:
     # Not hasattr(frame, "bytes"): that property makes a copy just to answer.
     return frame if type(frame) is bytes else frame.bytes
+
+
+def _lineage(cls: type) -> list[list[str]]:
+    # A class made for the peer's class goes back as the peer's own lineage: its real class.
+    made = vars(cls).get("_mvb_lineage")
+    return list(made) if made is not None else exceptions.lineage(cls)
 
 
 def _type_name(obj: Any) -> str:

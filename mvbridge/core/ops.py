@@ -251,13 +251,22 @@ def _abcs_of(cls: type) -> list[str]:
 
 def module_listing(module: types.ModuleType) -> dict[str, Any]:
     """What a module proxy needs up front: its docstring and its callable attributes."""
-    callables = [
-        name
-        for name, value in list(vars(module).items())
-        if not name.startswith("__") and callable(value) and not isinstance(value, types.ModuleType)
-    ]
+    callables = []
+    exception_classes = []
+    for name, value in list(vars(module).items()):
+        if name.startswith("__") or not callable(value) or isinstance(value, types.ModuleType):
+            continue
+        if isinstance(value, type) and issubclass(value, BaseException):
+            exception_classes.append(name)  # fetched as classes, for `except module.Name`
+        else:
+            callables.append(name)
     doc = module.__doc__ if isinstance(module.__doc__, str) else None
-    return {"callables": callables, "doc": doc, "package": hasattr(module, "__path__")}
+    return {
+        "callables": callables,
+        "exceptions": exception_classes,
+        "doc": doc,
+        "package": hasattr(module, "__path__"),
+    }
 
 
 def describe(obj: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import zmq
 
 from ..errors import MVBridgeError, ProtocolError, RemoteError
-from . import dists, hidden, ops, sharedmem
+from . import dists, exceptions, hidden, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
 from .objects import ObjectTable, drain
@@ -47,6 +47,7 @@ class Session:
     """This side's state for one session with one peer (shared by all its channels)."""
 
     exports_modules = False  # the worker sends its modules as module proxies
+    exception_origin = "peer"  # names the other side for the exception classes made for it
 
     def __init__(
         self, peer_python: str, find_class: Callable[[str, str], Any] | None = None
@@ -259,10 +260,18 @@ class Session:
 
     # -- errors -------------------------------------------------------------------------------
     def rebuild_exception(self, payload: list[Any]) -> BaseException:
-        """The exception an ERROR reply describes: its own type when possible, else RemoteError."""
-        type_name, message, tb, exc = payload
+        """The exception an ERROR reply describes: its own type when it crossed by value; else
+        an instance of the class for its remote class (``core/exceptions.py``); else RemoteError.
+        """
+        type_name, message, tb, exc = payload[:4]
+        line = payload[4] if len(payload) > 4 else []
+        args = payload[5] if len(payload) > 5 else None
         if not isinstance(exc, Exception):
             exc = _own_error(type_name, message)
+        if not isinstance(exc, Exception):
+            exc = exceptions.rebuild(self.exception_origin, line, args, message)
+            if isinstance(exc, RemoteError):
+                exc.remote_traceback = tb
         if not isinstance(exc, Exception):
             exc = RemoteError(
                 "%s: %s (raised in %s; the type cannot be rebuilt here)"

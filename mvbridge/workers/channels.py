@@ -84,6 +84,7 @@ class WorkerSession(Session):
     """The worker's side of one host session."""
 
     exports_modules = True
+    exception_origin = "host"  # one made class per host class name, whichever session sent it
 
     def __init__(
         self,
