@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgpack
 
 from ..errors import ProtocolError, SerializationError
-from . import exceptions, hidden, sharedmem
+from . import exceptions, hidden, names, sharedmem
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
@@ -47,6 +47,7 @@ EXT_YOURS = 9  # the receiver's own object: id | ["a", spec, attribute] | ["m", 
 EXT_MODULE = 10  # module name: a module of the sender, a proxy for the receiver
 EXT_IMPORT = 11  # module name: the receiver imports its own module of that name
 EXT_FRAME = 12  # frame index: bytes carried in their own frame
+EXT_NAMED = 14  # a named object's spec (core/names.py): the receiver's own object of that name
 EXT_EXCCLASS = 13  # lineage [[module, qualname], ...]: an exception class, a real class for the
 #                    receiver (its own of that name, else one made for it: core/exceptions.py)
 
@@ -247,6 +248,10 @@ class Encoder:
             return self.encode_module(obj, default)
         if exceptions.is_exception_class(obj) and not (forced or session.may_pickle(obj)):
             return EXT_EXCCLASS, _packb(_lineage(obj), default)
+        if not forced:
+            spec = names.name_of(obj)
+            if spec is not None and session.peer_has_name(spec):
+                return EXT_NAMED, _packb(spec, default)
         if _is_ndarray(obj) and session.peer_has_numpy():
             payload = self.encode_ndarray(obj, frames, default)
             if payload is not None:
@@ -398,6 +403,9 @@ class Encoder:
             return None
         if exceptions.is_exception_class(obj):
             return (EXT_EXCCLASS, _packb(_lineage(obj), default))
+        spec = names.name_of(obj)
+        if spec is not None and session.peer_has_name(spec):
+            return (EXT_NAMED, _packb(spec, default))
         return (EXT_REF, _packb(self.export(obj), default))
 
 
@@ -548,6 +556,14 @@ class Decoder:
             return self.session.module_proxy(_unpackb(data, ext_hook))
         if code == EXT_IMPORT:
             return self.session.import_module(_unpackb(data, ext_hook))
+        if code == EXT_NAMED:
+            spec = _unpackb(data, ext_hook)
+            try:
+                return names.resolve(spec)
+            except LookupError as exc:
+                raise SerializationError(
+                    "a named object arrived that this side cannot find: %s" % exc
+                ) from None
         if code == EXT_EXCCLASS:
             line = _unpackb(data, ext_hook)
             return exceptions.exception_class(self.session.exception_origin, line)

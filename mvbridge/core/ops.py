@@ -12,7 +12,7 @@ import types
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ProtocolError
-from . import dists
+from . import dists, names
 from . import protocol as P
 from .codec import ByRef
 from .protocol import FLAG_CALLABLE, FLAG_CLASS, FLAG_ROUTINE
@@ -124,6 +124,8 @@ def apply(session: Session, op: str, target: Any, operands: list[Any]) -> Any:
         return module_listing(importlib.import_module(operands[0]))
     if op == P.OP_VERSIONS:
         return dists.versions_of(operands[0])
+    if op == P.OP_NAMES:
+        return [names.can_resolve(spec, session.names_may_import) for spec in operands[0]]
     if op == P.OP_VALUE:
         import numpy
 

@@ -48,6 +48,7 @@ class Session:
 
     exports_modules = False  # the worker sends its modules as module proxies
     exception_origin = "peer"  # names the other side for the exception classes made for it
+    names_may_import = False  # may import a module to resolve a named object the peer sent
 
     def __init__(
         self, peer_python: str, find_class: Callable[[str, str], Any] | None = None
@@ -65,6 +66,7 @@ class Session:
         self._types_out: dict[type, tuple[int, list[Any]]] = {}
         self._type_lock = threading.Lock()
         self._peer_versions: dict[str, str | None] = {}
+        self._peer_names: dict[str, bool] = {}
         # Pooled shared memory for large arrays: set when both sides are one machine.
         self.segments: sharedmem.SegmentPool | None = None
         self._pickle_ok: dict[Any, bool] = {}
@@ -219,6 +221,16 @@ class Session:
         answer = self.request(P.OP_VERSIONS, None, [top])
         self._peer_versions.update(answer)
         return answer.get(top)
+
+    def peer_has_name(self, spec: list[Any]) -> bool:
+        """Whether the peer has the named object ``spec`` (asked once per name, then cached)."""
+        if spec[0] == "obj" and spec[1] == "builtins":
+            return True
+        key = repr(spec)
+        known = self._peer_names.get(key)
+        if known is None:
+            known = self._peer_names[key] = bool(self.request(P.OP_NAMES, None, [spec])[0])
+        return known
 
     def peer_has_numpy(self) -> bool:
         return self.peer_version("numpy") is not None

@@ -53,7 +53,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 # Control connection kinds.
 HELLO = 1  # host -> worker: protocol version, host facts; reply: worker facts. Starts a session.
@@ -97,6 +97,7 @@ OP_DESCRIBE = "describe"  # signature, docstring, name of target
 OP_IMPORT = "import"  # import a module; reply: {callables, doc, package}
 OP_VERSIONS = "versions"  # versions of the distributions that provide these top-level packages
 OP_VALUE = "value"  # target, by value (numpy.asarray for array-likes)
+OP_NAMES = "names"  # [spec, ...]: which of these named objects this side has (core/names.py)
 OPS = frozenset(
     [
         OP_CALL,
@@ -110,6 +111,7 @@ OPS = frozenset(
         OP_IMPORT,
         OP_VERSIONS,
         OP_VALUE,
+        OP_NAMES,
     ]
 )
 

@@ -85,6 +85,7 @@ class WorkerSession(Session):
 
     exports_modules = True
     exception_origin = "host"  # one made class per host class name, whichever session sent it
+    names_may_import = True  # the env is there to be imported from
 
     def __init__(
         self,

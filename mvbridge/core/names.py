@@ -1,0 +1,110 @@
+"""Named objects: what crosses as its qualified name and arrives as the receiver's own object.
+
+Runs inside env interpreters: Python 3.8+, stdlib + msgpack, pyzmq, cloudpickle only.
+
+A module-level class, function, builtin, method descriptor (``str.lower``), numpy ufunc
+(``np.log1p``), numpy dtype, or enum member travels as its name when the receiving side has an
+object of that name, whatever the versions on each side: ``dtype=np.float32`` from a numpy 2 host
+gives a numpy 1 worker its own ``np.float32``. The sender asks the receiver once per name and
+session whether it has it; where it does not, the object falls back to a reference.
+
+A spec is ``["obj", module, qualname]``, ``["dtype", descr]`` or ``["enum", module, qualname,
+member name]``.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import sys
+from typing import Any
+
+_UNNAMED_MODULES = frozenset(["__main__", "__mp_main__", "__mvbridge_source__"])
+
+
+def name_of(obj: Any) -> list[Any] | None:
+    """The spec under which ``obj`` can be found again by name, or None."""
+    if isinstance(obj, enum.Enum):
+        cls = type(obj)
+        if _findable(cls.__module__, cls.__qualname__, cls):
+            return ["enum", cls.__module__, cls.__qualname__, obj.name]
+        return None
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(obj, numpy.dtype):
+        return ["dtype", obj.str if obj.fields is None else obj.descr]
+    module, qualname = _qualified(obj)
+    if module is None or qualname is None or not _findable(module, qualname, obj):
+        return None
+    return ["obj", module, qualname]
+
+
+def _qualified(obj: Any) -> tuple[str | None, str | None]:
+    if not (isinstance(obj, type) or callable(obj)):
+        return None, None
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    module = getattr(obj, "__module__", None)
+    if module is None:  # a method descriptor such as str.lower: its class's module
+        owner = getattr(obj, "__objclass__", None)
+        module = getattr(owner, "__module__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None, None
+    return module, qualname
+
+
+def _findable(module: str, qualname: str, obj: Any) -> bool:
+    """True when ``module.qualname`` names ``obj`` here (so it names it for the peer too)."""
+    if module in _UNNAMED_MODULES or "<" in qualname:  # lambdas, locals, source-shipped code
+        return False
+    try:
+        return _lookup(sys.modules.get(module), qualname) is obj
+    except Exception:
+        return False
+
+
+def _lookup(target: Any, qualname: str) -> Any:
+    if target is None:
+        raise LookupError("module not imported")
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def resolve(spec: list[Any]) -> Any:
+    """This side's object for ``spec``.
+
+    Raises:
+        LookupError: there is no such object here.
+    """
+    kind = spec[0]
+    if kind == "dtype":
+        import numpy
+
+        descr = spec[1]
+        return numpy.dtype([tuple(part) for part in descr] if isinstance(descr, list) else descr)
+    try:
+        owner = _lookup(importlib.import_module(spec[1]), spec[2])
+    except Exception as exc:
+        raise LookupError("%s.%s: %s" % (spec[1], spec[2], exc)) from None
+    if kind == "enum":
+        return owner[spec[3]]
+    return owner
+
+
+def can_resolve(spec: list[Any], may_import: bool) -> bool:
+    """True when this side has the object ``spec`` names.
+
+    ``may_import`` allows importing its module (a worker's env is there to be imported); else
+    only modules already imported and the standard library count (a host does not import a
+    proxied dependency just because a name of it went by).
+    """
+    module = "numpy" if spec[0] == "dtype" else spec[1]
+    if not may_import and module not in sys.modules:
+        from . import dists
+
+        if not dists.is_stdlib(module):
+            return False
+    try:
+        resolve(spec)
+    except Exception:
+        return False
+    return True
