@@ -10,6 +10,7 @@ MVBridgeError
 ├── WorkerDiedError       .env, .pid, .exit_code, .calls_in_flight
 ├── StaleReferenceError   a proxy outlived the worker that held its object
 ├── CallTimeoutError      also a builtin TimeoutError
+├── NestingError          .limit: calls between processes nested without end
 ├── ProtocolError         malformed message, oversized frame, protocol version mismatch
 ├── SerializationError    names the type; suggests by_ref() / by_value()
 └── RemoteError           .type_name, .remote_traceback (the type could not be rebuilt)
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "EnvBuildError",
     "MVBridgeError",
+    "NestingError",
     "ProtocolError",
     "RemoteError",
     "SerializationError",
@@ -93,6 +95,17 @@ class StaleReferenceError(MVBridgeError):
 
 class CallTimeoutError(MVBridgeError, TimeoutError):
     """Raised when a call passed its deadline (the worker may still be running it)."""
+
+
+class NestingError(MVBridgeError):
+    """Raised when calls that cross between processes and back nest deeper than
+    ``MAX_NESTING`` on one thread: a chain that looks like it never ends.
+
+    Attributes:
+        limit: the nesting depth at which the chain was stopped.
+    """
+
+    limit: int = 0
 
 
 class ProtocolError(MVBridgeError):

@@ -21,8 +21,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
 
 
-def _reflected(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    return lambda obj, other: fn(other, obj)
+def _method(name: str) -> Callable[..., Any]:
+    """Calls ``type(obj).<name>`` alone, as the operator machinery does for one operand.
+
+    ``NotImplemented`` goes back to the caller, whose interpreter then tries the other operand,
+    once. Running the whole operator here instead (``operator.lt``) would try the other operand
+    here too: for a proxy of an object of another env, that asks the host, which asks that env,
+    which asks back, without end.
+    """
+
+    def apply(obj: Any, *args: Any) -> Any:
+        method = getattr(type(obj), name, None)
+        if method is None:
+            return NotImplemented
+        return method(obj, *args)
+
+    apply.__name__ = name
+    return apply
 
 
 def _enter(obj: Any) -> Any:
@@ -64,15 +79,10 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "__trunc__": lambda obj: obj.__trunc__(),
     "__floor__": lambda obj: obj.__floor__(),
     "__ceil__": lambda obj: obj.__ceil__(),
-    "__lt__": operator.lt,
-    "__le__": operator.le,
-    "__eq__": operator.eq,
-    "__ne__": operator.ne,
-    "__gt__": operator.gt,
-    "__ge__": operator.ge,
-    "__divmod__": divmod,
-    "__rdivmod__": _reflected(divmod),
 }
+# Comparisons and binary operators: one operand's method only (see _method).
+for _name in ("lt", "le", "eq", "ne", "gt", "ge", "divmod", "rdivmod"):
+    SPECIAL["__%s__" % _name] = _method("__%s__" % _name)
 for _op in (
     "add",
     "sub",
@@ -88,10 +98,8 @@ for _op in (
     "xor",
     "or",
 ):
-    _fn = getattr(operator, _op + "_" if _op in ("and", "or") else _op)
-    SPECIAL["__%s__" % _op] = _fn
-    SPECIAL["__r%s__" % _op] = _reflected(_fn)
-    SPECIAL["__i%s__" % _op] = getattr(operator, "i" + _op)
+    for _name in ("__%s__", "__r%s__", "__i%s__"):
+        SPECIAL[_name % _op] = _method(_name % _op)
 
 
 def apply(session: Session, op: str, target: Any, operands: list[Any]) -> Any:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import zmq
 
-from ..errors import MVBridgeError, ProtocolError, RemoteError
+from ..errors import MVBridgeError, NestingError, ProtocolError, RemoteError
 from . import dists, exceptions, hidden, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
@@ -322,6 +322,24 @@ def _own_error(type_name: str, message: str) -> BaseException | None:
     return None
 
 
+# Requests of peers this thread is serving, one inside the other. Calls that cross between
+# processes and back nest (host -> env a -> host -> env b -> ...); a chain that never ends would
+# otherwise end in RecursionError somewhere, or in a process that can no longer even reply.
+MAX_NESTING = 40
+_serving = threading.local()
+
+
+def _too_deep(session: Session) -> NestingError:
+    return NestingError(
+        "calls between this process and %s are nested %d deep on one thread, so mvbridge "
+        "stopped the chain here: it looks like one that never ends, such as two objects of "
+        "different envs whose __eq__ (or another operator) each ask the other. Give such "
+        "objects a comparison that does not ask the other object back, or compare plain "
+        "values taken from them" % (session.peer_description(), MAX_NESTING),
+        limit=MAX_NESTING,
+    )
+
+
 class Channel:
     """One strictly nested request/reply conversation over one ZeroMQ socket."""
 
@@ -388,7 +406,11 @@ class Channel:
     def serve(self, rid: int, frames: list[Any]) -> None:
         """Run one request of the peer and send its reply."""
         session = self.session
+        level = getattr(_serving, "level", 0)
+        _serving.level = level + 1
         try:
+            if level >= MAX_NESTING:
+                raise _too_deep(session)
             body = self.decoder.body(frames)
             result = ops.apply(session, body[0], body[1], body[2:])
         except BaseException as exc:
@@ -396,6 +418,8 @@ class Channel:
             if self.reraise_base_exceptions and not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            _serving.level = level
         try:
             self.send(session.encode(self.encoder, P.REPLY, rid, lift_large(result)))
         except MVBridgeError as exc:  # cannot be encoded, or too large to send: say so
@@ -404,7 +428,7 @@ class Channel:
             self.send_error(rid, exc)
 
     def send_error(self, rid: int, exc: BaseException) -> None:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        text = _trimmed("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         header = self.session.header(P.ERROR, rid)
         try:
             frames = self.encoder.encode_error(header, exc, text)
@@ -419,6 +443,20 @@ class Channel:
 
     def receive(self) -> list[Any]:
         return receive_message(self.socket)
+
+
+_TRACEBACK_ENDS = 150  # lines kept at each end of a long traceback text
+
+
+def _trimmed(text: str) -> str:
+    """``text`` without the middle of a traceback that deep callback chains made thousands of
+    lines long: its first lines hold the innermost error, its last the outermost call."""
+    lines = text.splitlines(True)
+    if len(lines) <= 3 * _TRACEBACK_ENDS:
+        return text
+    left_out = len(lines) - 2 * _TRACEBACK_ENDS
+    marker = "  [... %d lines of nested calls left out ...]\n" % left_out
+    return "".join(lines[:_TRACEBACK_ENDS]) + marker + "".join(lines[-_TRACEBACK_ENDS:])
 
 
 def receive_message(socket: zmq.Socket, flags: int = 0) -> list[Any]:

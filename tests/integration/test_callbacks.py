@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import mvbridge
+
 
 def test_host_callable_runs_in_the_host(demo):
     calls = []
@@ -38,6 +40,19 @@ def test_nested_chain_to_depth_ten(demo):
 
     assert demo.nest(host_step, 1) == "bottom"
     assert depths == list(range(1, 11))
+
+
+def test_a_chain_of_callbacks_without_end_stops_with_nesting_error(demo):
+    depths = []
+
+    def host_step(depth):
+        depths.append(depth)
+        return demo.nest(host_step, depth + 1)
+
+    with pytest.raises(mvbridge.NestingError, match="nested 40 deep"):
+        demo.nest(host_step, 1)
+    assert depths == list(range(1, 41))  # stopped at the 41st nested request on a side
+    assert demo.nest(lambda depth: depth, 7) == 7
 
 
 def test_eight_threads_call_at_once(demo):

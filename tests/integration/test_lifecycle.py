@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -114,18 +115,17 @@ def test_shutdown_with_calls_in_flight_does_not_hang(fresh_env, tmp_path):
     assert demo.add(2, 2) == 4  # used again: a new worker
 
 
-def test_worker_output_reaches_host_streams(fresh_env, capfd):
+def test_worker_output_reaches_host_streams(fresh_env, monkeypatch):
+    # Plain buffers read with getvalue(): capfd.readouterr() truncates its file and can drop
+    # what the forwarding thread writes while it reads.
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
     demo = fresh_env.import_module("mvb_demo")
     assert demo.speak("hi") == 2
-    seen = {"out": "", "err": ""}
-
-    def both_arrived():
-        out, err = capfd.readouterr()
-        seen["out"] += out
-        seen["err"] += err
-        return "out:hi" in seen["out"] and "err:hi" in seen["err"]
-
-    wait_until(both_arrived)
+    wait_until(lambda: "out:hi" in out.getvalue() and "err:hi" in err.getvalue())
+    assert "err:hi" not in out.getvalue()
+    assert "out:hi" not in err.getvalue()
 
 
 def run_host_script(source: str, timeout: float = 60) -> subprocess.CompletedProcess:
