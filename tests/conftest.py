@@ -61,9 +61,34 @@ def py_pinned(venvs: Path) -> str:
 
 @pytest.fixture(scope="session")
 def py_numpy1(venvs: Path) -> str:
-    """The host's Python with numpy 1.x (the host has numpy 2.x)."""
+    """The host's Python with numpy 1.x (the host has numpy 2.x), mvb_demo and mvb_arrays."""
     interpreter = make_venv(venvs / "numpy1", sys.executable, ["numpy<2"])
     install_fixture_package(interpreter, "mvb_demo", "1.0", demo_source("1.0", "Hello"))
+    install_fixture_package(
+        interpreter, "mvb_arrays", "1.0", (FIXTURES / "pkgs" / "mvb_arrays.py").read_text()
+    )
+    return interpreter
+
+
+@pytest.fixture(scope="session")
+def py_numpy2(venvs: Path) -> str:
+    """The host's Python with the host's own numpy 2.x and the mvb_arrays fixture module."""
+    import numpy
+
+    interpreter = make_venv(venvs / "numpy2", sys.executable, [f"numpy=={numpy.__version__}"])
+    install_fixture_package(
+        interpreter, "mvb_arrays", "1.0", (FIXTURES / "pkgs" / "mvb_arrays.py").read_text()
+    )
+    return interpreter
+
+
+@pytest.fixture(scope="session")
+def py_numpy1_py38(venvs: Path) -> str:
+    """CPython 3.8 with numpy 1.x and the mvb_arrays fixture module."""
+    interpreter = make_venv(venvs / "numpy1-py38", require_python("3.8"), ["numpy<2"])
+    install_fixture_package(
+        interpreter, "mvb_arrays", "1.0", (FIXTURES / "pkgs" / "mvb_arrays.py").read_text()
+    )
     return interpreter
 
 

@@ -64,17 +64,21 @@ def require_python(minor: str) -> str:
 
 
 def make_venv(path: Path, python: str, packages: list[str] | None = None) -> str:
-    """Create a virtualenv with ``python``; pip-install ``packages``; return its interpreter."""
-    seed = [] if packages else ["--no-seed"]
+    """Create a virtualenv with ``python``; install ``packages`` with uv; return its interpreter.
+
+    uv, not the venv's pip: virtualenv no longer seeds pip into a Python 3.8 venv.
+    """
+    from uv import find_uv_bin
+
     subprocess.run(
-        [sys.executable, "-m", "virtualenv", "-q", *seed, "-p", python, str(path)],
+        [sys.executable, "-m", "virtualenv", "-q", "--no-seed", "-p", python, str(path)],
         check=True,
         timeout=120,
     )
     interpreter = str(path / "bin" / "python")
     if packages:
         subprocess.run(
-            [interpreter, "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
+            [find_uv_bin(), "pip", "install", "-q", "--python", interpreter, *packages],
             check=True,
             timeout=300,
         )

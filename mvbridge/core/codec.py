@@ -8,7 +8,8 @@ How a value crosses (see docs/explanation/values-and-references.md):
   complex and ints beyond 64 bits are msgpack ext types, so each keeps its type (bytearray and
   memoryview arrive as bytes: msgpack packs them natively, before any hook sees them);
 * numpy arrays and scalars travel as dtype + shape + raw buffer (large buffers in their own
-  frame, zero-copy), which numpy 1.x and 2.x both read;
+  frame, zero-copy), which numpy 1.x and 2.x both read; object, masked and subclassed arrays
+  in the forms of core/arrays.py;
 * other objects are pickled (protocol 5, out-of-band buffers) only when the module that defines
   them is the standard library or the same distribution version on both sides; code (functions,
   classes) travels by value only between equal Python minor versions;
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgpack
 
 from ..errors import ProtocolError, SerializationError
-from . import exceptions, hidden, names, sharedmem
+from . import arrays, exceptions, hidden, names, sharedmem
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
@@ -40,7 +41,7 @@ EXT_SET = 2
 EXT_FROZENSET = 3
 EXT_COMPLEX = 4
 EXT_BIGINT = 5
-EXT_NDARRAY = 6  # [dtype descr, shape, data bytes | frame index, is_scalar]
+EXT_NDARRAY = 6  # [dtype wire, shape, data bytes | frame index | segment, is_scalar]
 EXT_PICKLE = 7  # [pickle bytes | frame index, [out-of-band frame indices]]
 EXT_REF = 8  # [object id, type key, type info | nil]: the sender's object, a proxy for the receiver
 EXT_YOURS = 9  # the receiver's own object: id | ["a", spec, attribute] | ["m", module name]
@@ -50,6 +51,7 @@ EXT_FRAME = 12  # frame index: bytes carried in their own frame
 EXT_NAMED = 14  # a named object's spec (core/names.py): the receiver's own object of that name
 EXT_EXCCLASS = 13  # lineage [[module, qualname], ...]: an exception class, a real class for the
 #                    receiver (its own of that name, else one made for it: core/exceptions.py)
+EXT_ARRAY = 15  # any other numpy array: a form of core/arrays.py, its parts encoded as values
 
 # Buffers at least this large travel in their own frame, without a copy.
 FRAME_THRESHOLD = 64 * 1024
@@ -113,12 +115,6 @@ def _numpy() -> Any:
 def _is_ndarray(obj: Any) -> bool:
     np = _numpy()
     return np is not None and isinstance(obj, (np.ndarray, np.generic))
-
-
-def _descr_from_wire(descr: Any) -> Any:
-    if isinstance(descr, list):
-        return [tuple(_descr_from_wire(part) for part in field) for field in descr]
-    return descr
 
 
 class Encoder:
@@ -253,9 +249,9 @@ class Encoder:
             if spec is not None and session.peer_has_name(spec):
                 return EXT_NAMED, _packb(spec, default)
         if _is_ndarray(obj) and session.peer_has_numpy():
-            payload = self.encode_ndarray(obj, frames, default)
-            if payload is not None:
-                return EXT_NDARRAY, payload
+            found = self.encode_array(obj, frames, default)
+            if found is not None:
+                return found
         if forced or session.may_pickle(obj):
             attempt = self._begin_attempt(frames)
             try:
@@ -308,18 +304,30 @@ class Encoder:
         self.sent_types.add(key)
         return [oid, key, info]
 
-    def encode_ndarray(
+    def encode_array(
+        self, obj: Any, frames: list[Any], default: Callable[[Any], Any]
+    ) -> tuple[int, bytes] | None:
+        """(ext code, payload) of a numpy array or scalar, or None: pickle it or refer to it."""
+        if arrays.is_raw(obj):
+            payload = self.encode_raw_array(obj, frames, default)
+            if payload is not None:
+                return EXT_NDARRAY, payload
+            return None
+        form = arrays.form_of(obj, self.session.peer_has_name)
+        return None if form is None else (EXT_ARRAY, _packb(form, default))
+
+    def encode_raw_array(
         self, arr: Any, frames: list[Any], default: Callable[[Any], Any]
     ) -> bytes | None:
         np = _numpy()
         is_scalar = isinstance(arr, np.generic)
         if is_scalar:
             arr = np.asarray(arr)
-        if arr.dtype.hasobject:
+        descr = arrays.dtype_wire(arr.dtype)
+        if descr is None:
             return None
         if not arr.flags.c_contiguous:
             arr = np.ascontiguousarray(arr)
-        descr = arr.dtype.str if arr.dtype.fields is None else arr.dtype.descr
         raw = arr.reshape(-1).view(np.uint8)
         data: Any
         segments = self.session.segments
@@ -391,11 +399,11 @@ class Encoder:
             return (EXT_YOURS, _packb(spec, default))
         if isinstance(obj, ByRef):
             return (EXT_REF, _packb(self.export(obj.value), default))
-        if _is_ndarray(obj):
-            if session.peer_has_numpy():
-                payload = self.encode_ndarray(obj, frames, default)
-                if payload is not None:
-                    return (EXT_NDARRAY, payload)
+        if _is_ndarray(obj) and session.peer_has_numpy():
+            found = self.encode_array(obj, frames, default)
+            if found is not None:
+                return found
+        if _is_ndarray(obj) and not session.may_pickle(obj):
             return (EXT_REF, _packb(self.export(obj), default))
         if isinstance(obj, types.ModuleType):
             return self.encode_module(obj, default)
@@ -544,6 +552,15 @@ class Decoder:
             return _frame_bytes(frames[_unpackb(data, ext_hook)])
         if code == EXT_NDARRAY:
             return self.decode_ndarray(_unpackb(data, ext_hook), frames)
+        if code == EXT_ARRAY:
+            form = _unpackb(data, ext_hook)
+            try:
+                return arrays.from_form(form)
+            except Exception as exc:
+                numpy_version = getattr(_numpy(), "__version__", "-")
+                raise _not_rebuilt(
+                    "a numpy array (%s form)" % form[0], "numpy " + numpy_version, exc
+                ) from None
         if code == EXT_PICKLE:
             return self.unpickle(_unpackb(data, ext_hook), frames, ext_hook)
         if code == EXT_REF:
@@ -580,7 +597,13 @@ class Decoder:
                     "(%s); install numpy here or return a plain value" % sys.executable
                 ) from exc
         descr, shape, data, is_scalar = payload
-        dtype = np.dtype(_descr_from_wire(descr))
+        try:
+            dtype = arrays.dtype_from_wire(descr)
+        except TypeError as exc:
+            raise SerializationError(
+                "a numpy array arrived whose dtype numpy %s here cannot make: %s"
+                % (np.__version__, exc)
+            ) from None
         if isinstance(data, int):
             arr = np.frombuffer(_buffer(frames[data]), dtype=dtype)
         elif isinstance(data, list):  # a lent shared-memory segment: ours until the array goes
@@ -606,17 +629,15 @@ class Decoder:
         except SerializationError:
             raise
         except Exception as exc:
-            raise SerializationError(
-                "a pickled value could not be rebuilt in %s (Python %d.%d): %s: %s; "
-                "the other side can send it by reference instead (mvbridge.by_ref)"
-                % (
-                    sys.executable,
-                    sys.version_info[0],
-                    sys.version_info[1],
-                    type(exc).__name__,
-                    exc,
-                )
-            ) from exc
+            python = "Python %d.%d" % sys.version_info[:2]
+            raise _not_rebuilt("a pickled value", python, exc) from exc
+
+
+def _not_rebuilt(what: str, where: str, exc: Exception) -> SerializationError:
+    return SerializationError(
+        "%s could not be rebuilt in %s (%s): %s: %s; the other side can send it by reference "
+        "instead (mvbridge.by_ref)" % (what, sys.executable, where, type(exc).__name__, exc)
+    )
 
 
 class _Unpickler(pickle.Unpickler):

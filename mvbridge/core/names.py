@@ -8,8 +8,8 @@ object of that name, whatever the versions on each side: ``dtype=np.float32`` fr
 gives a numpy 1 worker its own ``np.float32``. The sender asks the receiver once per name and
 session whether it has it; where it does not, the object falls back to a reference.
 
-A spec is ``["obj", module, qualname]``, ``["dtype", descr]`` or ``["enum", module, qualname,
-member name]``.
+A spec is ``["obj", module, qualname]``, ``["dtype", wire]`` (``arrays.dtype_wire``) or
+``["enum", module, qualname, member name]``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def name_of(obj: Any) -> list[Any] | None:
         return None
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(obj, numpy.dtype):
-        return ["dtype", obj.str if obj.fields is None else obj.descr]
+        from . import arrays
+
+        wire = arrays.dtype_wire(obj)
+        return None if wire is None else ["dtype", wire]
     module, qualname = _qualified(obj)
     if module is None or qualname is None or not _findable(module, qualname, obj):
         return None
@@ -77,17 +80,30 @@ def resolve(spec: list[Any]) -> Any:
     """
     kind = spec[0]
     if kind == "dtype":
-        import numpy
+        from . import arrays
 
-        descr = spec[1]
-        return numpy.dtype([tuple(part) for part in descr] if isinstance(descr, list) else descr)
+        return arrays.dtype_from_wire(spec[1])
     try:
-        owner = _lookup(importlib.import_module(spec[1]), spec[2])
+        owner = _lookup(_import(spec[1]), spec[2])
     except Exception as exc:
         raise LookupError("%s.%s: %s" % (spec[1], spec[2], exc)) from None
     if kind == "enum":
         return owner[spec[3]]
     return owner
+
+
+def _import(module: str) -> Any:
+    """The module of that name, or the object its dotted path names from its package.
+
+    numpy 2's ``recarray`` lives in ``numpy.rec``, which numpy 1 has as an attribute only.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package, _, rest = module.partition(".")
+        if not rest:
+            raise
+        return _lookup(importlib.import_module(package), rest)
 
 
 def can_resolve(spec: list[Any], may_import: bool) -> bool:

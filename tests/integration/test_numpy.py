@@ -62,14 +62,6 @@ def test_np_asarray_of_a_remote_array_like_fetches_the_value(numpy1):
     np.testing.assert_array_equal(np.asarray(counter), [0, 1, 2, 3])
 
 
-def test_object_arrays_cross_by_reference(numpy1):
-    array = np.array([object(), 1], dtype=object)
-    index = numpy1.keep(array)
-    kept = numpy1.kept(index)
-    assert kept is array  # our own object came back: the very same one
-    numpy1.forget()
-
-
 linux_only = pytest.mark.skipif(
     not __import__("sys").platform.startswith("linux"),
     reason="shared-memory segments are used on Linux only",
