@@ -92,6 +92,16 @@ def py_numpy1_py38(venvs: Path) -> str:
     return interpreter
 
 
+@pytest.fixture(scope="session", params=["host-python", "3.8"])
+def py_names(venvs: Path, request: pytest.FixtureRequest) -> str:
+    """mvb_names 1.0 on the host's Python, then on CPython 3.8."""
+    python = sys.executable if request.param == "host-python" else require_python("3.8")
+    interpreter = make_venv(venvs / f"names-{request.param}", python)
+    source = (FIXTURES / "pkgs" / "mvb_names.py").read_text()
+    install_fixture_package(interpreter, "mvb_names", "1.0", source)
+    return interpreter
+
+
 @pytest.fixture(scope="session")
 def py_pandas(venvs: Path) -> str:
     """The host's Python with pandas (the host has none), for probes by a real library."""

@@ -98,7 +98,12 @@ def site_packages(interpreter: str) -> Path:
 
 def install_fixture_package(interpreter: str, name: str, version: str, source: str) -> None:
     """Install a one-module package straight into a venv, with real dist-info metadata."""
-    site = site_packages(interpreter)
+    write_fixture_package(site_packages(interpreter), name, version, source)
+
+
+def write_fixture_package(site: Path, name: str, version: str, source: str) -> None:
+    """Write package ``name`` and its dist-info into folder ``site`` (a site-packages or a
+    folder a host puts on its path)."""
     package = site / name
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text(source)

@@ -13,6 +13,8 @@ How a value crosses (see docs/explanation/values-and-references.md):
 * other objects are pickled (protocol 5, out-of-band buffers) only when the module that defines
   them is the standard library or the same distribution version on both sides; code (functions,
   classes) travels by value only between equal Python minor versions;
+* an instance of a subclass of a builtin value type (str, int, tuple, dict, ...) that may not be
+  pickled crosses as the value of its builtin base (core/builtin_values.py);
 * everything else becomes a reference: the owner keeps the object, the receiver gets a proxy.
 
 ``ByValue``/``ByRef`` wrappers (``mvbridge.by_value``/``by_ref``) override the choice.
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgpack
 
 from ..errors import ProtocolError, SerializationError
-from . import arrays, exceptions, hidden, names, sharedmem
+from . import arrays, builtin_values, exceptions, hidden, names, sharedmem
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
@@ -52,6 +54,7 @@ EXT_NAMED = 14  # a named object's spec (core/names.py): the receiver's own obje
 EXT_EXCCLASS = 13  # lineage [[module, qualname], ...]: an exception class, a real class for the
 #                    receiver (its own of that name, else one made for it: core/exceptions.py)
 EXT_ARRAY = 15  # any other numpy array: a form of core/arrays.py, its parts encoded as values
+EXT_VALUE = 16  # a value: a builtin subclass's instance as its base (core/builtin_values.py)
 
 # Buffers at least this large travel in their own frame, without a copy.
 FRAME_THRESHOLD = 64 * 1024
@@ -268,6 +271,10 @@ class Encoder:
                 if self._attempts:  # an enclosing attempt that fails undoes these too
                     self._attempts[-1][2].extend(done[2])
                 return EXT_PICKLE, payload
+        else:  # a type the peer cannot rebuild: a builtin's subclass still crosses as its value
+            value = builtin_values.base_value(obj)
+            if value is not builtin_values.NOT_BUILTIN:
+                return EXT_VALUE, _packb(value, default)
         return EXT_REF, _packb(self.export(obj), default)
 
     def _begin_attempt(self, frames: list[Any]) -> list[Any]:
@@ -414,6 +421,9 @@ class Encoder:
         spec = names.name_of(obj)
         if spec is not None and session.peer_has_name(spec):
             return (EXT_NAMED, _packb(spec, default))
+        value = builtin_values.base_value(obj)
+        if value is not builtin_values.NOT_BUILTIN:
+            return (EXT_VALUE, _packb(value, default))
         return (EXT_REF, _packb(self.export(obj), default))
 
 
@@ -561,6 +571,8 @@ class Decoder:
                 raise _not_rebuilt(
                     "a numpy array (%s form)" % form[0], "numpy " + numpy_version, exc
                 ) from None
+        if code == EXT_VALUE:
+            return _unpackb(data, ext_hook)
         if code == EXT_PICKLE:
             return self.unpickle(_unpackb(data, ext_hook), frames, ext_hook)
         if code == EXT_REF:

@@ -53,7 +53,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 
 # Control connection kinds.
 HELLO = 1  # host -> worker: protocol version, host facts; reply: worker facts. Starts a session.

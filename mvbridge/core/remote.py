@@ -268,6 +268,15 @@ def _get(self: RemoteObject, instance: Any, owner: Any = None) -> Any:
     return self  # a remote function stays itself as a class attribute; inspect sees a routine
 
 
+def _value_hash(self: RemoteObject) -> int:
+    raise TypeError(
+        "unhashable proxy: %s objects hash by value in %s, whose str and bytes hashes are not "
+        "this interpreter's, so its hash would disagree with equal values here and break dicts "
+        "and sets; send it by value (mvbridge.by_value) where both sides can rebuild it, or key "
+        "by a value of your own" % (self._mvb_type.name, self._mvb_session.peer_description())
+    )
+
+
 _IMPLEMENTED = {
     "__array__": _array,
     "__iter__": _iter,
@@ -295,8 +304,13 @@ def proxy_class(info: TypeInfo) -> type:
         if name == "__call__" and base is RemoteCallable:
             continue
         namespace[name] = _IMPLEMENTED.get(name) or _forward(name)
-    if "__eq__" in info.specials and "__hash__" not in info.specials:
-        namespace["__hash__"] = None  # as Python makes it for a class that defines only __eq__
+    if "__eq__" in info.specials:
+        if "__hash__" not in info.specials:
+            namespace["__hash__"] = None  # as Python makes it for a class that defines only __eq__
+        elif not info.flags & (P.FLAG_CLASS | P.FLAG_ROUTINE):
+            namespace["__hash__"] = _value_hash  # equal to values here, hashed like none of them
+    elif "__hash__" in info.specials:
+        del namespace["__hash__"]  # equality by identity (an Enum): hash the one proxy locally
     # Reads like the remote type (type(proxy).__name__, its repr); RemoteObject tells a proxy.
     namespace["__module__"] = info.module or "mvbridge.remote"
     namespace["__qualname__"] = info.qualname
