@@ -218,6 +218,13 @@ class RemoteAttribute(RemoteCallable):
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         return self  # inspect and pydoc then treat it as a routine
 
+    # A module's callables include its classes: ``isinstance(x, module.Class)``.
+    def __instancecheck__(self, instance: Any) -> bool:
+        return _instancecheck(self, instance)
+
+    def __subclasscheck__(self, subclass: Any) -> bool:
+        return _subclasscheck(self, subclass)
+
     def __getattr__(self, name: str) -> Any:
         if name in _LOCAL_MISSING or name in SHAPE_NAMES or name.startswith("_mvb_"):
             raise AttributeError(name)
@@ -268,6 +275,16 @@ def _get(self: RemoteObject, instance: Any, owner: Any = None) -> Any:
     return self  # a remote function stays itself as a class attribute; inspect sees a routine
 
 
+def _instancecheck(self: RemoteObject, instance: Any) -> bool:
+    # ``isinstance(x, proxy of a class)``: the owner answers, as its class would there. Without
+    # this, Python falls back to walking ``x.__class__.__bases__`` and answers False.
+    return self._mvb_session.request(P.OP_CALL, isinstance, [instance, self], {})
+
+
+def _subclasscheck(self: RemoteObject, subclass: Any) -> bool:
+    return self._mvb_session.request(P.OP_CALL, issubclass, [subclass, self], {})
+
+
 _IMPLEMENTED = {
     "__array__": _array,
     "__iter__": _iter,
@@ -295,6 +312,9 @@ def proxy_class(info: TypeInfo) -> type:
         if name == "__call__" and base is RemoteCallable:
             continue
         namespace[name] = _IMPLEMENTED.get(name) or _forward(name)
+    if info.flags & P.FLAG_CLASS:  # a class: isinstance and issubclass accept it
+        namespace["__instancecheck__"] = _instancecheck
+        namespace["__subclasscheck__"] = _subclasscheck
     if "__eq__" in info.specials and "__hash__" not in info.specials:
         namespace["__hash__"] = None  # as Python makes it for a class that defines only __eq__
     # Reads like the remote type (type(proxy).__name__, its repr); RemoteObject tells a proxy.
