@@ -15,13 +15,14 @@ import logging
 import pickle
 import threading
 import traceback
+import types
 import weakref
 from typing import Any, Callable
 
 import zmq
 
 from ..errors import MVBridgeError, NestingError, ProtocolError, RemoteError
-from . import dists, exceptions, hidden, ops, sharedmem
+from . import dists, exceptions, hidden, names, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
 from .objects import ObjectTable, drain
@@ -253,6 +254,8 @@ class Session:
         """True when ``obj`` may cross by value (its defining package matches on both sides)."""
         if isinstance(obj, _PROXY_TYPES):
             return False
+        if isinstance(obj, _BOUND) and not _receiver_may_cross(obj):
+            return False  # log.append: a copy of log would get the items
         if is_code(obj):
             module = getattr(obj, "__module__", None)
             if module is None:  # a builtin method of some object: its owner is checked in turn
@@ -307,6 +310,20 @@ class Session:
         self.table.clear()
         if self.segments is not None:
             self.segments.close()
+
+
+_BOUND = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+_IMMUTABLE = frozenset([str, bytes, int, float, complex, bool, frozenset, type(None)])
+
+
+def _receiver_may_cross(method: Any) -> bool:
+    """True when a bound method may be pickled with its ``__self__``: a module, a class, an
+    immutable value or a named object (``np.add.reduce``). A method of any other object is a
+    way to reach that very object (``log.append``), so it crosses by reference."""
+    receiver = getattr(method, "__self__", None)
+    if isinstance(receiver, (types.ModuleType, type)) or type(receiver) in _IMMUTABLE:
+        return True
+    return names.name_of(receiver) is not None
 
 
 def _own_error(type_name: str, message: str) -> BaseException | None:

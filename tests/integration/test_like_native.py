@@ -31,3 +31,30 @@ def test_isinstance_with_a_remote_function_raises_type_error_as_natively(demo):
     # (A guard: this held before, by another way.)
     with pytest.raises(TypeError):
         isinstance(1, demo.add)
+
+
+def test_a_bound_method_of_a_host_list_reaches_that_list(demo):
+    # toolz's doctest: compose(inc, do(log.append)) run in the worker fills the host's log.
+    log = []
+    demo.call(log.append, 1)
+    demo.map_over(log.append, [2, 3])
+    assert log == [1, 2, 3]
+
+
+def test_a_bound_method_of_a_stdlib_object_reaches_that_object(demo):
+    import collections
+
+    counts = collections.Counter()
+    demo.call(counts.update, "aab")
+    assert counts == {"a": 2, "b": 1}
+    store = {}
+    demo.call(store.__setitem__, "k", 1)  # a method-wrapper
+    assert store == {"k": 1}
+
+
+def test_methods_of_immutable_values_and_modules_still_cross_by_value(demo):
+    import math
+
+    assert demo.map_over("-".join, [["a", "b"]]) == ["a-b"]
+    assert demo.is_own(math.sqrt, "math", "sqrt")
+    assert demo.call(dict.fromkeys, "ab") == {"a": None, "b": None}
