@@ -80,8 +80,9 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "__floor__": lambda obj: obj.__floor__(),
     "__ceil__": lambda obj: obj.__ceil__(),
 }
-# Comparisons and binary operators: one operand's method only (see _method).
-for _name in ("lt", "le", "eq", "ne", "gt", "ge", "divmod", "rdivmod"):
+# Comparisons, binary operators and the descriptor protocol (a remote property or function
+# as an attribute of a class of the peer's): one operand's method only (see _method).
+for _name in ("lt", "le", "eq", "ne", "gt", "ge", "divmod", "rdivmod", "get", "set", "delete"):
     SPECIAL["__%s__" % _name] = _method("__%s__" % _name)
 for _op in (
     "add",
@@ -195,11 +196,12 @@ def type_description(cls: type) -> list[Any]:
     for name in dir(cls):
         if name.startswith("__") and name.endswith("__"):
             continue
-        try:
-            attr = getattr(cls, name)
-        except Exception:
-            continue
-        if callable(attr) and not isinstance(attr, type):
+        # As stored, not getattr(cls, name): that runs descriptors, and one may be a proxy
+        # whose __get__ asks the peer, which asks back for this very description.
+        attr = _static_attribute(cls, name)
+        if isinstance(attr, (classmethod, staticmethod)) or (
+            callable(attr) and not isinstance(attr, type)
+        ):
             methods.append(name)
     flags = 0
     if any("__call__" in vars(base) for base in cls.__mro__):
@@ -218,6 +220,17 @@ def type_description(cls: type) -> list[Any]:
         module,
         cls.__qualname__,
     ]
+
+
+def _static_attribute(cls: type, name: str) -> Any:
+    for base in cls.__mro__:
+        found = vars(base).get(name, _MISSING)
+        if found is not _MISSING:
+            return found
+    return None
+
+
+_MISSING = object()
 
 
 def shape_of(cls: type) -> list[str]:

@@ -178,10 +178,11 @@ class Session:
         cls = type(obj)
         entry = self._types_out.get(cls)
         if entry is None:
+            description = ops.type_description(cls)  # not under the lock: it reads user code
             with self._type_lock:
                 entry = self._types_out.get(cls)
                 if entry is None:
-                    entry = (len(self._types_out) + 1, ops.type_description(cls))
+                    entry = (len(self._types_out) + 1, description)
                     self._types_out[cls] = entry
         return oid, entry[0], entry[1]
 

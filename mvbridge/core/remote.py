@@ -271,10 +271,6 @@ def _exit(self: RemoteObject, exc_type: Any, exc: Any, tb: Any) -> Any:
     return self._mvb_special("__exit__", exc_type, exc, None)  # a traceback cannot cross
 
 
-def _get(self: RemoteObject, instance: Any, owner: Any = None) -> Any:
-    return self  # a remote function stays itself as a class attribute; inspect sees a routine
-
-
 def _instancecheck(self: RemoteObject, instance: Any) -> bool:
     # ``isinstance(x, proxy of a class)``: the owner answers, as its class would there. Without
     # this, Python falls back to walking ``x.__class__.__bases__`` and answers False.
@@ -290,7 +286,6 @@ _IMPLEMENTED = {
     "__iter__": _iter,
     "__reversed__": _reversed,
     "__exit__": _exit,
-    "__get__": _get,
     "__call__": RemoteCallable.__call__,
 }
 # Every special method a proxy can carry: forwarded as it is (operators, comparisons,

@@ -58,3 +58,33 @@ def test_methods_of_immutable_values_and_modules_still_cross_by_value(demo):
     assert demo.map_over("-".join, [["a", "b"]]) == ["a-b"]
     assert demo.is_own(math.sqrt, "math", "sqrt")
     assert demo.call(dict.fromkeys, "ab") == {"a": None, "b": None}
+
+
+def _answer(instance):
+    return 42
+
+
+def test_a_remote_property_in_a_host_class_works_as_a_property(demo):
+    # toolz's instanceproperty doctest: the descriptor's __get__ runs where it lives.
+    class Host:
+        answer = demo.call(property, _answer)  # the worker's property, by reference
+
+    host = Host()
+    assert host.answer == 42
+    assert isinstance(Host.answer, type(Host.__dict__["answer"]))  # the property itself
+    with pytest.raises(AttributeError):
+        host.answer = 1  # a property without a setter: __set__ is forwarded too
+
+
+def test_a_remote_function_in_a_host_class_binds_like_a_method(demo):
+    remote_echo = demo.identity(demo.echo)
+
+    class Host:
+        echo = remote_echo
+
+    host = Host()
+    args, kwargs = host.echo(1, k=2)
+    assert args[0] is host
+    assert args[1:] == (1,)
+    assert kwargs == {"k": 2}
+    assert Host.echo is remote_echo
