@@ -184,6 +184,9 @@ _ABCS = (
     "numbers.Rational",
     "numbers.Integral",
 )
+# A base a proxy class takes on itself, so that C code that type-checks accepts the proxy
+# (``datetime(..., tzinfo=proxy)``); it is sent in the list of ABCs.
+TZINFO = "datetime.tzinfo"
 # What ``object`` itself has: a type that does not override these compares and hashes by
 # identity, which its proxy does locally (one proxy per remote object).
 _OBJECT_DEFAULTS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__")
@@ -269,6 +272,9 @@ def _abcs_of(cls: type) -> list[str]:
                 found.append(name)
         except TypeError:
             continue
+    datetime = sys.modules.get("datetime")  # no tzinfo subclass exists before it is imported
+    if datetime is not None and issubclass(cls, datetime.tzinfo):
+        found.append(TZINFO)
     return found
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import SerializationError
 from . import protocol as P
-from .ops import SPECIAL
+from .ops import SPECIAL, TZINFO
 
 if TYPE_CHECKING:  # pragma: no cover
     import inspect
@@ -312,13 +312,33 @@ def proxy_class(info: TypeInfo) -> type:
         namespace["__subclasscheck__"] = _subclasscheck
     if "__eq__" in info.specials and "__hash__" not in info.specials:
         namespace["__hash__"] = None  # as Python makes it for a class that defines only __eq__
+    bases: tuple[type, ...] = (base,)
+    if TZINFO in info.abcs:
+        # datetime accepts only real tzinfo instances; tzinfo has no state, so a proxy can be
+        # one. Its methods are the remote object's (tzinfo's own would shadow __getattr__).
+        import datetime
+
+        bases = (base, datetime.tzinfo)
+        for name in _TZINFO_METHODS:
+            namespace[name] = _forward_method(name)
     # Reads like the remote type (type(proxy).__name__, its repr); RemoteObject tells a proxy.
     namespace["__module__"] = info.module or "mvbridge.remote"
     namespace["__qualname__"] = info.qualname
-    cls = type(info.qualname.rpartition(".")[2] or "RemoteObject", (base,), namespace)
+    cls = type(info.qualname.rpartition(".")[2] or "RemoteObject", bases, namespace)
     _register_abcs(cls, info.abcs)
     info.proxy_class = cls
     return cls
+
+
+_TZINFO_METHODS = ("utcoffset", "dst", "tzname", "fromutc")
+
+
+def _forward_method(name: str) -> Any:
+    def method(self: RemoteObject, *args: Any) -> Any:
+        return self._mvb_session.request(P.OP_CALLATTR, self, name, list(args), {})
+
+    method.__name__ = name
+    return method
 
 
 def _register_abcs(cls: type, names: list[str]) -> None:

@@ -5,6 +5,8 @@ Each test failed before its fix; the transparency suite (tests/transparency) fou
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 
@@ -88,3 +90,19 @@ def test_a_remote_function_in_a_host_class_binds_like_a_method(demo):
     assert args[1:] == (1,)
     assert kwargs == {"k": 2}
     assert Host.echo is remote_echo
+
+
+def test_a_remote_tzinfo_is_a_tzinfo_here(demo):
+    # dateutil's doctests: datetime(..., tzinfo=tz.gettz("America/New_York")) in the host, and
+    # datetimes of the worker whose tzinfo crosses by reference.
+    zone = demo.zone(2, "TWO")
+    assert isinstance(zone, datetime.tzinfo)
+    moment = datetime.datetime(2024, 1, 1, 12, tzinfo=zone)
+    assert moment.utcoffset() == datetime.timedelta(hours=2)
+    assert moment.tzname() == "TWO"
+    assert str(moment) == "2024-01-01 12:00:00+02:00"
+    assert demo.identity(moment).tzinfo is zone  # to the worker and back, by value
+    made = demo.moment_in(2024, 1, 1, 12, demo.zone(-5, "FIVE"))
+    assert str(made) == "2024-01-01 12:00:00-05:00"
+    assert made.astimezone(zone) == moment + datetime.timedelta(hours=7)
+    assert datetime.datetime.now(zone).tzname() == "TWO"
