@@ -162,6 +162,9 @@ class HostChannel(Channel):
 class HostSession(Session):
     """The host's side of one session with one worker (one generation of it).
 
+    It reads the worker's iterators in batches; the worker reads the host's item by item, as
+    the host often goes on with an iterator it passed (``take(3, it)``, then ``next(it)``).
+
     Args:
         env_name: for messages.
         link: how this session reaches its worker; the session closes it at the end.
@@ -169,6 +172,8 @@ class HostSession(Session):
         module_proxy: ``name -> RemoteModule`` of the env, for modules the worker sends.
         start_timeout: how long the handshake may take.
     """
+
+    reads_ahead = True
 
     def __init__(
         self,

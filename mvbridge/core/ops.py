@@ -80,8 +80,9 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "__floor__": lambda obj: obj.__floor__(),
     "__ceil__": lambda obj: obj.__ceil__(),
 }
-# Comparisons and binary operators: one operand's method only (see _method).
-for _name in ("lt", "le", "eq", "ne", "gt", "ge", "divmod", "rdivmod"):
+# Comparisons, binary operators and the descriptor protocol (a remote property or function
+# as an attribute of a class of the peer's): one operand's method only (see _method).
+for _name in ("lt", "le", "eq", "ne", "gt", "ge", "divmod", "rdivmod", "get", "set", "delete"):
     SPECIAL["__%s__" % _name] = _method("__%s__" % _name)
 for _op in (
     "add",
@@ -153,7 +154,12 @@ def next_batch(session: Session, iterator: Any, count: int) -> list[Any]:
     append = items.append
     try:
         for _ in range(count):
-            append(next(iterator))
+            item = next(iterator)
+            append(item)
+            if not _flat(item):
+                # An object may share state with the iterator (itertools.groupby's groups read
+                # its position): the next item waits until the peer has this one.
+                break
     except StopIteration:
         return [items, True]
     except Exception as exc:
@@ -161,6 +167,21 @@ def next_batch(session: Session, iterator: Any, count: int) -> list[Any]:
             raise
         session.pending_errors[id(iterator)] = exc
     return [items, False]
+
+
+_SCALARS = frozenset([type(None), bool, int, float, complex, str, bytes])
+
+
+def _flat(item: Any) -> bool:
+    """True for plain data: a scalar, or a tuple, list or dict of scalars."""
+    cls = type(item)
+    if cls in _SCALARS:
+        return True
+    if cls is tuple or cls is list:
+        return all(type(part) in _SCALARS for part in item)
+    if cls is dict:
+        return all(type(k) in _SCALARS and type(v) in _SCALARS for k, v in item.items())
+    return False
 
 
 # ABCs whose checks a proxy cannot pass by its methods alone (they need registration or
@@ -183,6 +204,9 @@ _ABCS = (
     "numbers.Rational",
     "numbers.Integral",
 )
+# A base a proxy class takes on itself, so that C code that type-checks accepts the proxy
+# (``datetime(..., tzinfo=proxy)``); it is sent in the list of ABCs.
+TZINFO = "datetime.tzinfo"
 # What ``object`` itself has: a type that does not override these compares and hashes by
 # identity, which its proxy does locally (one proxy per remote object).
 _OBJECT_DEFAULTS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__")
@@ -195,11 +219,12 @@ def type_description(cls: type) -> list[Any]:
     for name in dir(cls):
         if name.startswith("__") and name.endswith("__"):
             continue
-        try:
-            attr = getattr(cls, name)
-        except Exception:
-            continue
-        if callable(attr) and not isinstance(attr, type):
+        # As stored, not getattr(cls, name): that runs descriptors, and one may be a proxy
+        # whose __get__ asks the peer, which asks back for this very description.
+        attr = _static_attribute(cls, name)
+        if isinstance(attr, (classmethod, staticmethod)) or (
+            callable(attr) and not isinstance(attr, type)
+        ):
             methods.append(name)
     flags = 0
     if any("__call__" in vars(base) for base in cls.__mro__):
@@ -218,6 +243,17 @@ def type_description(cls: type) -> list[Any]:
         module,
         cls.__qualname__,
     ]
+
+
+def _static_attribute(cls: type, name: str) -> Any:
+    for base in cls.__mro__:
+        found = vars(base).get(name, _MISSING)
+        if found is not _MISSING:
+            return found
+    return None
+
+
+_MISSING = object()
 
 
 def shape_of(cls: type) -> list[str]:
@@ -256,6 +292,9 @@ def _abcs_of(cls: type) -> list[str]:
                 found.append(name)
         except TypeError:
             continue
+    datetime = sys.modules.get("datetime")  # no tzinfo subclass exists before it is imported
+    if datetime is not None and issubclass(cls, datetime.tzinfo):
+        found.append(TZINFO)
     return found
 
 

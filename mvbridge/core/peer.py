@@ -15,13 +15,14 @@ import logging
 import pickle
 import threading
 import traceback
+import types
 import weakref
 from typing import Any, Callable
 
 import zmq
 
 from ..errors import MVBridgeError, NestingError, ProtocolError, RemoteError
-from . import dists, exceptions, hidden, ops, sharedmem
+from . import dists, exceptions, hidden, names, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, lift_large
 from .objects import ObjectTable, drain
@@ -49,6 +50,7 @@ class Session:
     exports_modules = False  # the worker sends its modules as module proxies
     exception_origin = "peer"  # names the other side for the exception classes made for it
     names_may_import = False  # may import a module to resolve a named object the peer sent
+    reads_ahead = False  # iterates the peer's iterators in batches (the host, not a worker)
 
     def __init__(
         self, peer_python: str, find_class: Callable[[str, str], Any] | None = None
@@ -177,10 +179,11 @@ class Session:
         cls = type(obj)
         entry = self._types_out.get(cls)
         if entry is None:
+            description = ops.type_description(cls)  # not under the lock: it reads user code
             with self._type_lock:
                 entry = self._types_out.get(cls)
                 if entry is None:
-                    entry = (len(self._types_out) + 1, ops.type_description(cls))
+                    entry = (len(self._types_out) + 1, description)
                     self._types_out[cls] = entry
         return oid, entry[0], entry[1]
 
@@ -253,6 +256,8 @@ class Session:
         """True when ``obj`` may cross by value (its defining package matches on both sides)."""
         if isinstance(obj, _PROXY_TYPES):
             return False
+        if isinstance(obj, _BOUND) and not _receiver_may_cross(obj):
+            return False  # log.append: a copy of log would get the items
         if is_code(obj):
             module = getattr(obj, "__module__", None)
             if module is None:  # a builtin method of some object: its owner is checked in turn
@@ -263,7 +268,10 @@ class Session:
             module = key.__module__
         known = self._pickle_ok.get(key)
         if known is None:
-            known = self._pickle_ok[key] = self.package_matches(module)
+            # An iterator is a position in something: a copy would not advance the original
+            # (iter(partial(take, 3, it), []) would take the same 3 items for ever).
+            cursor = type(key) is type and hasattr(key, "__next__")
+            known = self._pickle_ok[key] = not cursor and self.package_matches(module)
         return known
 
     def pickler_class(self, code: bool) -> type:
@@ -307,6 +315,20 @@ class Session:
         self.table.clear()
         if self.segments is not None:
             self.segments.close()
+
+
+_BOUND = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+_IMMUTABLE = frozenset([str, bytes, int, float, complex, bool, frozenset, type(None)])
+
+
+def _receiver_may_cross(method: Any) -> bool:
+    """True when a bound method may be pickled with its ``__self__``: a module, a class, an
+    immutable value or a named object (``np.add.reduce``). A method of any other object is a
+    way to reach that very object (``log.append``), so it crosses by reference."""
+    receiver = getattr(method, "__self__", None)
+    if isinstance(receiver, (types.ModuleType, type)) or type(receiver) in _IMMUTABLE:
+        return True
+    return names.name_of(receiver) is not None
 
 
 def _own_error(type_name: str, message: str) -> BaseException | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import SerializationError
 from . import protocol as P
-from .ops import SPECIAL
+from .ops import SPECIAL, TZINFO
 
 if TYPE_CHECKING:  # pragma: no cover
     import inspect
@@ -110,7 +110,14 @@ class RemoteObject:
     # (Its ``__doc__`` is the remote object's docstring, so the class keeps none.)
     __doc__ = _REMOTE_DOC  # type: ignore[assignment]
 
-    __slots__ = ("__weakref__", "_mvb_count", "_mvb_oid", "_mvb_session", "_mvb_type")
+    __slots__ = (
+        "__weakref__",
+        "_mvb_batches",
+        "_mvb_count",
+        "_mvb_oid",
+        "_mvb_session",
+        "_mvb_type",
+    )
 
     _mvb_session: Session
     _mvb_oid: int | None
@@ -121,6 +128,7 @@ class RemoteObject:
         object.__setattr__(self, "_mvb_oid", oid)
         object.__setattr__(self, "_mvb_count", 1)
         object.__setattr__(self, "_mvb_type", info)
+        object.__setattr__(self, "_mvb_batches", None)
 
     def _mvb_request(self, op: str, *operands: Any) -> Any:
         return self._mvb_session.request(op, self, *operands)
@@ -218,6 +226,13 @@ class RemoteAttribute(RemoteCallable):
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         return self  # inspect and pydoc then treat it as a routine
 
+    # A module's callables include its classes: ``isinstance(x, module.Class)``.
+    def __instancecheck__(self, instance: Any) -> bool:
+        return _instancecheck(self, instance)
+
+    def __subclasscheck__(self, subclass: Any) -> bool:
+        return _subclasscheck(self, subclass)
+
     def __getattr__(self, name: str) -> Any:
         if name in _LOCAL_MISSING or name in SHAPE_NAMES or name.startswith("_mvb_"):
             raise AttributeError(name)
@@ -253,7 +268,27 @@ def _array(self: RemoteObject, dtype: Any = None, copy: Any = None) -> Any:
 
 
 def _iter(self: RemoteObject) -> Iterator[Any]:
-    return BatchIterator(self._mvb_special("__iter__"))
+    remote = self._mvb_special("__iter__")
+    if not isinstance(remote, RemoteObject):
+        return iter(remote)
+    if not remote._mvb_session.reads_ahead:
+        return remote  # item by item: the owner may go on reading it (take(3, it), then it)
+    # One batch reader per remote iterator: items it fetched ahead stay with the iterator, so
+    # iter(it) again (islice(it, 3) twice, a for loop after next()) loses none of them.
+    batches = remote._mvb_batches
+    if batches is None:
+        batches = BatchIterator(remote)
+        object.__setattr__(remote, "_mvb_batches", batches)
+    elif not batches._buffer:
+        batches._done = False  # ask again: an iterator may go on (seekable, a file)
+    return batches
+
+
+def _next(self: RemoteObject) -> Any:
+    batches = self._mvb_batches
+    if batches is not None and batches._buffer:
+        return batches._buffer.pop()  # items fetched ahead come first
+    return self._mvb_special("__next__")
 
 
 def _reversed(self: RemoteObject) -> Iterator[Any]:
@@ -264,8 +299,14 @@ def _exit(self: RemoteObject, exc_type: Any, exc: Any, tb: Any) -> Any:
     return self._mvb_special("__exit__", exc_type, exc, None)  # a traceback cannot cross
 
 
-def _get(self: RemoteObject, instance: Any, owner: Any = None) -> Any:
-    return self  # a remote function stays itself as a class attribute; inspect sees a routine
+def _instancecheck(self: RemoteObject, instance: Any) -> bool:
+    # ``isinstance(x, proxy of a class)``: the owner answers, as its class would there. Without
+    # this, Python falls back to walking ``x.__class__.__bases__`` and answers False.
+    return self._mvb_session.request(P.OP_CALL, isinstance, [instance, self], {})
+
+
+def _subclasscheck(self: RemoteObject, subclass: Any) -> bool:
+    return self._mvb_session.request(P.OP_CALL, issubclass, [subclass, self], {})
 
 
 def _value_hash(self: RemoteObject) -> int:
@@ -280,9 +321,9 @@ def _value_hash(self: RemoteObject) -> int:
 _IMPLEMENTED = {
     "__array__": _array,
     "__iter__": _iter,
+    "__next__": _next,
     "__reversed__": _reversed,
     "__exit__": _exit,
-    "__get__": _get,
     "__call__": RemoteCallable.__call__,
 }
 # Every special method a proxy can carry: forwarded as it is (operators, comparisons,
@@ -304,6 +345,9 @@ def proxy_class(info: TypeInfo) -> type:
         if name == "__call__" and base is RemoteCallable:
             continue
         namespace[name] = _IMPLEMENTED.get(name) or _forward(name)
+    if info.flags & P.FLAG_CLASS:  # a class: isinstance and issubclass accept it
+        namespace["__instancecheck__"] = _instancecheck
+        namespace["__subclasscheck__"] = _subclasscheck
     if "__eq__" in info.specials:
         if "__hash__" not in info.specials:
             namespace["__hash__"] = None  # as Python makes it for a class that defines only __eq__
@@ -311,13 +355,33 @@ def proxy_class(info: TypeInfo) -> type:
             namespace["__hash__"] = _value_hash  # equal to values here, hashed like none of them
     elif "__hash__" in info.specials:
         del namespace["__hash__"]  # equality by identity (an Enum): hash the one proxy locally
+    bases: tuple[type, ...] = (base,)
+    if TZINFO in info.abcs:
+        # datetime accepts only real tzinfo instances; tzinfo has no state, so a proxy can be
+        # one. Its methods are the remote object's (tzinfo's own would shadow __getattr__).
+        import datetime
+
+        bases = (base, datetime.tzinfo)
+        for name in _TZINFO_METHODS:
+            namespace[name] = _forward_method(name)
     # Reads like the remote type (type(proxy).__name__, its repr); RemoteObject tells a proxy.
     namespace["__module__"] = info.module or "mvbridge.remote"
     namespace["__qualname__"] = info.qualname
-    cls = type(info.qualname.rpartition(".")[2] or "RemoteObject", (base,), namespace)
+    cls = type(info.qualname.rpartition(".")[2] or "RemoteObject", bases, namespace)
     _register_abcs(cls, info.abcs)
     info.proxy_class = cls
     return cls
+
+
+_TZINFO_METHODS = ("utcoffset", "dst", "tzname", "fromutc")
+
+
+def _forward_method(name: str) -> Any:
+    def method(self: RemoteObject, *args: Any) -> Any:
+        return self._mvb_session.request(P.OP_CALLATTR, self, name, list(args), {})
+
+    method.__name__ = name
+    return method
 
 
 def _register_abcs(cls: type, names: list[str]) -> None:
