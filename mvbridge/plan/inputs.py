@@ -124,12 +124,12 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
         if line.rstrip().endswith("\\"):
             pending += line.rstrip()[:-1] + " "
             continue
-        whole = (pending + line).strip()
+        whole = " ".join((pending + line).split())
         pending = ""
         if whole:
             out.append((first, whole))
     if pending.strip():
-        out.append((first, pending.strip()))
+        out.append((first, " ".join(pending.split())))
     return out
 
 

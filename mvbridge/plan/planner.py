@@ -181,7 +181,7 @@ def _lead(group: list[int], conflicts: list[list[int]]) -> int:
 
 def _names_for(leads: list[str], hosts: list[bool]) -> list[str]:
     """An env name per group, after its lead requirement's import name (``dep_a``, ``six``),
-    told apart by the pinned version (``six-1.15.0``) or a number where two would clash."""
+    told apart by the pinned version (``six_1_15_0``) or a number where two would clash."""
     bases = [
         HOST_GROUP if is_host else _import_name(lead)
         for lead, is_host in zip(leads, hosts, strict=True)
@@ -191,12 +191,12 @@ def _names_for(leads: list[str], hosts: list[bool]) -> list[str]:
         if hosts[index] or (bases.count(base) == 1 and base != HOST_GROUP):
             continue
         pin = _PIN.match(leads[index])
-        names[index] = f"{base}-{_safe(pin.group(1))}" if pin else base
+        names[index] = f"{base}_{_safe(pin.group(1))}" if pin else base
     for index, name in enumerate(names):
         taken = names[:index] + ([HOST_GROUP] if not hosts[index] else [])
         number = 2
         while name in taken:
-            name = f"{names[index]}-{number}"
+            name = f"{names[index]}_{number}"
             number += 1
         names[index] = name
     return names
@@ -214,4 +214,6 @@ def _import_name(requirement: str) -> str:
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.-") or "x"
+    """A version as part of an env name: ``1.15.0`` -> ``1_15_0`` (a dot would have to be
+    quoted in every TOML header: ``[envs."six-1.15.0"]``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,8 +118,12 @@ class UvResolver(Resolver):
         return None if self.binary else "uv is not on PATH and the 'uv' package is not installed"
 
     def resolve(self, requirements: Sequence[str], target: Target) -> Answer:
+        # An interpreter to resolve with, named: asked only for a version, uv would first look
+        # for one (and pyenv's shims take seconds each to say they are not it).
+        interpreter = target.interpreter or sys.executable
         command = [
-            str(self.binary), "pip", "compile", "-", "--python-version", target.version,
+            str(self.binary), "pip", "compile", "-", "--python", interpreter,
+            "--python-version", target.version,
             "--no-header", "--no-annotate", "--quiet", "--color", "never",
         ]  # fmt: skip
         done = _run(command, "\n".join(requirements) + "\n")
