@@ -129,7 +129,9 @@ def _minimal_conflict(
     return sorted(_quickxplain([], False, list(group), check))
 
 
-def _quickxplain(background: list[int], added: bool, candidates: list[int], check: Check):
+def _quickxplain(
+    background: list[int], added: bool, candidates: list[int], check: Check
+) -> list[int]:
     """QuickXplain: a minimal ``X`` of ``candidates`` such that ``background + X`` fails,
     given that ``background + candidates`` fails. ``added``: ``background`` grew since the
     caller last knew it resolved."""
@@ -183,7 +185,9 @@ def _exact(core: list[int], sets: list[frozenset[int]]) -> list[list[int]]:
     raise AssertionError("one group per item always works: conflict sets have two items")
 
 
-def _place(order, at, groups, k, sets) -> bool:
+def _place(
+    order: list[int], at: int, groups: list[list[int]], k: int, sets: list[frozenset[int]]
+) -> bool:
     if at == len(order):
         return True
     item = order[at]

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 
@@ -111,7 +112,7 @@ def write_plan(plan: Plan, path: Path, replace: bool = False) -> Written:
     )
 
 
-def _envs_table(document: tomlkit.TOMLDocument, pyproject: bool):
+def _envs_table(document: tomlkit.TOMLDocument, pyproject: bool) -> Any:
     """The ``envs`` table (``tool.mvbridge.envs`` in a pyproject), created as a super table so
     that only ``[tool.mvbridge.envs.NAME]`` headers appear."""
     container = document
@@ -125,7 +126,7 @@ def _envs_table(document: tomlkit.TOMLDocument, pyproject: bool):
     return container["envs"]
 
 
-def _env_table(group: Group, plan: Plan, root: Path):
+def _env_table(group: Group, plan: Plan, root: Path) -> Any:
     table = tomlkit.table()
     apart = [
         " + ".join(c.requirements)
