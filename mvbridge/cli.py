@@ -1,4 +1,4 @@
-"""The ``mvbridge`` command: sync, envs, remove, spawn, ping, keygen, demo.
+"""The ``mvbridge`` command: sync, envs, remove, plan, spawn, ping, keygen, demo.
 
 Exit codes: 0 success; 1 an mvbridge error (its message on stderr says what happened and what
 to do; a failed install adds the installer's own output); 2 bad usage.
@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("env", metavar="ENV")
     remove.set_defaults(run=_remove)
 
+    _add_plan_command(sub)
     _add_service_commands(sub)
 
     demo = sub.add_parser(
@@ -85,6 +86,80 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_plan_command(sub: argparse._SubParsersAction) -> None:
+    plan = sub.add_parser(
+        "plan",
+        help="split conflicting requirements into the fewest envs that resolve",
+        description="Find the fewest groups of the requirements (default: [project].dependencies "
+        "of pyproject.toml) that each resolve, with a real resolver, and explain each conflict. "
+        "Progress goes to stderr.",
+    )
+    plan.add_argument("requirements", nargs="*", metavar="REQ", help="requirements to plan")
+    plan.add_argument(
+        "-r", dest="files", action="append", type=Path, default=[], metavar="FILE",
+        help="read requirements from a pip requirements file (repeatable)",
+    )  # fmt: skip
+    plan.add_argument(
+        "--python", metavar="VERSION", help="resolve for this Python (default: the host's)"
+    )
+    plan.add_argument(
+        "--host", nargs="+", action="extend", default=[], metavar="REQ",
+        help="the host's own requirements: kept in one group that is not written as an env",
+    )  # fmt: skip
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.add_argument(
+        "--write", action="store_true", help="add the groups as envs to the config in force"
+    )
+    plan.add_argument(
+        "--replace", action="store_true", help="with --write: replace envs of the same name"
+    )
+    plan.add_argument(
+        "--resolver", choices=["uv", "pip"], help="force a resolver (default: uv if found)"
+    )
+    plan.add_argument("--refresh", action="store_true", help="ask the resolver, not the cache")
+    plan.set_defaults(run=_plan)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .plan.inputs import absolute, gather
+    from .plan.planner import make_plan
+    from .plan.report import as_json, as_table
+    from .plan.resolvers import choose_resolver, find_target
+    from .plan.write import config_file, write_plan
+
+    here = Path.cwd()
+    requirements, source = gather(args.requirements, args.files, here)
+    target, warning = find_target(args.python)
+    if warning:
+        print(f"mvbridge: warning: {warning}", file=sys.stderr)
+    resolver = choose_resolver(target, args.resolver)
+    _progress(f"plan: {len(requirements)} requirement(s) from {source}")
+    host = [absolute(r, here) for r in args.host]
+    plan = make_plan(
+        requirements, target, resolver, host=host, refresh=args.refresh, progress=_progress
+    )
+    print(as_json(plan) if args.json else as_table(plan))
+    if plan.unresolvable:
+        if args.write:
+            _progress("plan: nothing written: drop or fix what resolves nowhere, then plan again")
+        return EXIT_ERROR
+    if args.write:
+        written = write_plan(plan, config_file(here), replace=args.replace)
+        for name in written.replaced:
+            print(f"mvbridge: warning: env {name!r} replaced in {written.path}", file=sys.stderr)
+        for name in written.others:
+            print(
+                f"mvbridge: warning: env {name!r} of {written.path} is not part of this plan; "
+                "`mvbridge sync` builds it too",
+                file=sys.stderr,
+            )
+        if written.kept:
+            _progress(f"plan: already declared as planned: {', '.join(written.kept)}")
+        added = ", ".join(written.added) or "none"
+        _progress(f"plan: envs added to {written.path}: {added}; run `mvbridge sync` to build them")
+    return EXIT_OK
 
 
 def _add_service_commands(sub: argparse._SubParsersAction) -> None:

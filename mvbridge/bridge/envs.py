@@ -159,7 +159,7 @@ def spec_hash(spec: EnvSpec, facts: InterpreterFacts) -> str:
     for requirement in spec.requirements:
         digest.update(requirement.encode())
         if is_local_requirement(requirement):
-            digest.update(_tree_digest(Path(requirement)).encode())
+            digest.update(tree_digest(Path(requirement)).encode())
     digest.update(json.dumps(spec.modules).encode())
     return digest.hexdigest()[:20]
 
@@ -181,7 +181,8 @@ def _satisfies(record: EnvRecord, pins: dict[str, str] | None) -> bool:
     return all(have.get(canonical(n)) == v for n, v in pins.items())
 
 
-def _tree_digest(path: Path) -> str:
+def tree_digest(path: Path) -> str:
+    """A digest of a local requirement's files (a folder's build and VCS leftovers skipped)."""
     digest = hashlib.sha256()
     if path.is_file():
         digest.update(path.read_bytes())

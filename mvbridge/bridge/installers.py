@@ -45,7 +45,7 @@ class UvInstaller(Installer):
     name = "uv"
 
     def __init__(self) -> None:
-        self.binary = _find_uv()
+        self.binary = find_uv()
 
     def cannot_install(self) -> str | None:
         return None if self.binary else "uv is not on PATH and the 'uv' package is not installed"
@@ -84,7 +84,8 @@ class PipInstaller(Installer):
         ]
 
 
-def _find_uv() -> str | None:
+def find_uv() -> str | None:
+    """uv on PATH, else the binary of the installed 'uv' package (``find_uv_bin``), else None."""
     found = shutil.which("uv")
     if found:
         return found
