@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -554,8 +554,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _copy_tree(source: Path, target: Path) -> None:
-    """Copy the demo's files, keeping its built envs (.mvbridge) and lock between runs."""
+    """Copy the demo's files, keeping its built envs (.mvbridge) and lock between runs, and
+    any file the user edited in the copy since mvbridge last wrote it."""
     target.mkdir(parents=True, exist_ok=True)
+    shipped_file = target / ".mvbridge-demo-shipped.json"
+    try:
+        shipped = json.loads(shipped_file.read_text())
+    except (OSError, ValueError):
+        shipped = {}
     for path in source.rglob("*"):
         relative = path.relative_to(source)
         if {"__pycache__", ".mvbridge"} & set(relative.parts) or path.name == "mvbridge.lock":
@@ -563,9 +569,27 @@ def _copy_tree(source: Path, target: Path) -> None:
         destination = target / relative
         if path.is_dir():
             destination.mkdir(parents=True, exist_ok=True)
-        elif not destination.exists() or destination.read_bytes() != path.read_bytes():
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, destination)
+            continue
+        content = path.read_bytes()
+        key = relative.as_posix()
+        if destination.exists():
+            current = destination.read_bytes()
+            if current == content:
+                shipped[key] = _digest(content)
+                continue
+            if key in shipped and _digest(current) != shipped[key]:
+                _progress(f"keeping your edited {destination}")
+                continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(content)
+        shipped[key] = _digest(content)
+    shipped_file.write_text(json.dumps(shipped, indent=1, sort_keys=True))
+
+
+def _digest(content: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(content).hexdigest()
 
 
 if __name__ == "__main__":  # pragma: no cover

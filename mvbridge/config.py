@@ -6,7 +6,8 @@ The config is found from the current directory upwards (``mvbridge.toml`` first,
 ```toml
 [envs.dep_a]
 requirements = ["./src/dep_a", "pandas==2.2.0"]
-python = "3.11"              # optional: a version ("3.9") or an interpreter path
+python = "3.11"              # optional: a version ("3.9"), an interpreter path, or "auto"
+allow_build = false          # optional: may compile a requirement that has no wheel
 modules = ["dep_a"]          # optional: import names to expose (default: discovered)
 address = "tcp://host:5555"  # optional: a running `mvbridge spawn` service, instead of
                              # requirements; then also (paths relative to this file):
@@ -45,6 +46,7 @@ ENV_KEYS = {
     "connect_timeout",
     "heartbeat_timeout",
     "call_timeout",
+    "allow_build",
 }
 SERVICE_KEYS = {"server_key", "client_key", "connect_timeout", "heartbeat_timeout"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -59,7 +61,8 @@ class EnvSpec:
     Attributes:
         name: the env's name (the key under ``[envs]``).
         requirements: pip requirement strings; local paths made absolute.
-        python: a version such as ``"3.9"``, an interpreter path, or None for the host's.
+        python: a version such as ``"3.9"``, an interpreter path, ``"auto"`` (the newest
+            installed Python on which every requirement has a wheel), or None for the host's.
         modules: import names to expose, or None to use the discovered ones.
         address: a running service's address, or None for a local worker.
         server_key: the service's public key file, absolute (services only).
@@ -67,6 +70,7 @@ class EnvSpec:
         connect_timeout: seconds a (re)connection to a service may take.
         heartbeat_timeout: seconds a service connection may stay silent.
         call_timeout: default per-call deadline in seconds, or None.
+        allow_build: may compile a requirement that has no wheel for the env's Python.
     """
 
     name: str
@@ -79,6 +83,7 @@ class EnvSpec:
     connect_timeout: float = 10.0
     heartbeat_timeout: float = 10.0
     call_timeout: float | None = None
+    allow_build: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,9 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
     if misplaced:
         raise ConfigError(f"{at}: {misplaced} apply only to an env with an 'address'")
     timeout = _seconds(at, table, "call_timeout", None)
+    allow_build = table.get("allow_build", False)
+    if not isinstance(allow_build, bool):
+        raise ConfigError(f"{at}: 'allow_build' must be true or false")
     keys = {k: _path(at, root, table.get(k), k) for k in ("server_key", "client_key")}
     return EnvSpec(
         name=name,
@@ -213,6 +221,7 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
         connect_timeout=_seconds(at, table, "connect_timeout", 10.0),
         heartbeat_timeout=_seconds(at, table, "heartbeat_timeout", 10.0),
         call_timeout=timeout,
+        allow_build=allow_build,
     )
 
 
@@ -235,7 +244,8 @@ def _path(at: str, root: Path, value: Any, key: str) -> str | None:
 
 
 def _python(at: str, root: Path, python: Any) -> str | None:
-    """The ``python`` key: None, a version "X.Y" (3.8 or newer), or a path made absolute."""
+    """The ``python`` key: None, "auto", a version "X.Y" (3.8 or newer), or a path made
+    absolute."""
     if python is None:
         return None
     if not isinstance(python, str) or not python.strip():
@@ -243,6 +253,8 @@ def _python(at: str, root: Path, python: Any) -> str | None:
             f"{at}: 'python' must be a version such as \"3.9\" or an interpreter path"
         )
     python = python.strip()
+    if python == "auto":
+        return python
     match = _VERSION.match(python)
     if match:
         if (int(match.group(1)), int(match.group(2))) < (3, 8):

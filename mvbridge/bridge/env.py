@@ -97,7 +97,8 @@ class Env:
         interpreter: an existing Python (3.8+) to run the worker with, used as it is.
         requirements: pip requirements of an env that mvbridge builds (in the user cache for an
             ad hoc env, under ``.mvbridge/`` for one declared in mvbridge.toml).
-        python: the Python of a built env: a version such as ``"3.9"`` or an interpreter path
+        python: the Python of a built env: a version such as ``"3.9"``, an interpreter path,
+            or ``"auto"``: the newest installed Python on which every requirement has a wheel
             (default: the host's).
         address: a running ``mvbridge spawn`` service, ``"tcp://host:port"``.
         server_key: the service's public key file (``NAME.key``); default
@@ -107,6 +108,8 @@ class Env:
             ``MVBRIDGE_CLIENT_KEY``.
         call_timeout: default deadline in seconds for each call into this env (None: no deadline).
         start_timeout: how long a local worker may take to answer its handshake.
+        allow_build: may compile a requirement that has no wheel for the env's Python
+            (otherwise the build stops first and says which Python has wheels).
         connect_timeout: how long connecting (or reconnecting) to a service may take before a
             call fails.
         heartbeat_timeout: how long a service connection may stay silent before the calls in
@@ -131,6 +134,7 @@ class Env:
         start_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         heartbeat_timeout: float = 10.0,
+        allow_build: bool = False,
     ) -> None:
         given = [
             k
@@ -160,6 +164,7 @@ class Env:
             python=python,
             address=address,
             call_timeout=call_timeout,
+            allow_build=allow_build,
         )
         self.location: Path | None = adhoc_location(self.spec) if requirements else None
         self.pins: dict[str, str] | None = None

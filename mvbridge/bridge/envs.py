@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..config import EnvSpec, is_local_requirement
 from ..errors import EnvBuildError, WorkerStartError
+from . import wheels
 from .installers import BUILD_TIMEOUT, Installer, choose_installer, run_command
 from .locks import file_lock, replace_dir
 from .runtime import InterpreterFacts, cache_dir, interpreter_facts
@@ -228,8 +229,15 @@ def ensure_env(
     """
     say = progress or (lambda message: None)
     try:
-        facts = interpreter_facts(find_interpreter(spec.python))
-    except (EnvBuildError, WorkerStartError) as exc:
+        if spec.python == "auto":
+            facts = _auto_facts(spec, location, pins, say)
+        else:
+            facts = interpreter_facts(find_interpreter(spec.python))
+    except WorkerStartError as exc:
+        raise EnvBuildError(f"env {spec.name!r}: {exc}", env=spec.name) from exc
+    except EnvBuildError as exc:
+        if getattr(exc, "env", None) is not None:
+            raise
         raise EnvBuildError(f"env {spec.name!r}: {exc}", env=spec.name) from exc
     wanted = spec_hash(spec, facts)
     record = read_record(location)
@@ -240,7 +248,36 @@ def ensure_env(
         record = read_record(location)  # another process may have built it meanwhile
         if record is not None and record.spec_hash == wanted and _satisfies(record, pins):
             return record
-        return _build(spec, location, facts, wanted, say, pins, choose_installer(installer))
+        requirements = _pinned(list(spec.requirements), pins) if pins else list(spec.requirements)
+        missing = wheels.missing_wheels(facts.path, requirements)
+        if missing and not spec.allow_build:
+            raise wheels.no_wheel_error(spec.name, facts.minor, missing, requirements)
+        if missing:
+            say(
+                f"env {spec.name!r}: {', '.join(missing)} has no wheel for CPython "
+                f"{facts.minor}; building it from source, this can take many minutes"
+            )
+        installer_ = choose_installer(installer)
+        return _build(spec, location, facts, wanted, say, pins, installer_, bool(missing))
+
+
+def _auto_facts(
+    spec: EnvSpec, location: Path, pins: dict[str, str] | None, say: Progress
+) -> InterpreterFacts:
+    """The interpreter of ``python = "auto"``: the one the built env has, while it still fits
+    the spec (no resolver question on every start), else the newest Python with wheels."""
+    record = read_record(location)
+    if record is not None and _satisfies(record, pins):
+        try:
+            facts = interpreter_facts(find_interpreter(".".join(record.python.split(".")[:2])))
+        except (EnvBuildError, WorkerStartError):
+            facts = None
+        if facts is not None and spec_hash(spec, facts) == record.spec_hash:
+            return facts
+    requirements = _pinned(list(spec.requirements), pins) if pins else list(spec.requirements)
+    return interpreter_facts(
+        wheels.auto_interpreter(spec.name, requirements, spec.allow_build, say)
+    )
 
 
 def _build(
@@ -251,6 +288,7 @@ def _build(
     say: Progress,
     pins: dict[str, str] | None,
     installer: Installer,
+    compiles: bool = False,
 ) -> EnvRecord:
     location.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{location.name}.build-", dir=location.parent))
@@ -263,7 +301,8 @@ def _build(
         if pins:
             requirements = _pinned(requirements, pins)
         say(f"env {spec.name!r}: installing {', '.join(spec.requirements)}")
-        run_command(spec.name, installer.install(env_python(staging), requirements))
+        ticking = _ticker(spec.name, say) if compiles else None
+        run_command(spec.name, installer.install(env_python(staging), requirements), ticking)
         found = _discover(spec.name, env_python(staging))
         listed, local = _listed(spec, found["dists"])
         modules = (
@@ -290,6 +329,13 @@ def _build(
         return record
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _ticker(env_name: str, say: Progress) -> Callable[[float], None]:
+    def tick(elapsed: float) -> None:
+        say(f"env {env_name!r}: still building, {elapsed / 60:.0f} min {elapsed % 60:02.0f} s")
+
+    return tick
 
 
 def _pinned(requirements: list[str], pins: dict[str, str]) -> list[str]:

@@ -9,11 +9,15 @@ support python 3.9"), and the env gets no pip of its own either way.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import EnvBuildError
 from .locks import file_lock, replace_dir
@@ -156,16 +160,19 @@ def pip_wheel(python: str) -> Path:
     return sorted(folder.glob("pip-*.whl"))[0]
 
 
-def run_command(env_name: str, command: list[str]) -> str:
-    """Run one build step; its stdout, or ``EnvBuildError`` with the installer's own words."""
+TICK_SECONDS = 30.0  # how often a long build says it is still going
+
+
+def run_command(
+    env_name: str, command: list[str], ticking: Callable[[float], None] | None = None
+) -> str:
+    """Run one build step; its stdout, or ``EnvBuildError`` with the installer's own words.
+
+    ``ticking`` is told the elapsed seconds every ``TICK_SECONDS`` while the step runs (a
+    build from source), so a long compile is never silent.
+    """
     try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        done = _run(command, ticking)
     except subprocess.TimeoutExpired as exc:
         raise EnvBuildError(
             f"env {env_name!r}: {command[0]} took over {BUILD_TIMEOUT:.0f} s and was stopped "
@@ -184,7 +191,7 @@ def run_command(env_name: str, command: list[str]) -> str:
             output_tail="",
         ) from exc
     if done.returncode != 0:
-        output = (done.stderr.strip() or done.stdout.strip())[-3000:]
+        output = failure_summary(done.stderr.strip() or done.stdout.strip())
         raise EnvBuildError(
             f"env {env_name!r}: the installer failed (exit code {done.returncode}):\n{output}\n"
             f"command: {' '.join(command)}",
@@ -194,3 +201,50 @@ def run_command(env_name: str, command: list[str]) -> str:
             output_tail=output,
         )
     return done.stdout
+
+
+def _run(command: list[str], ticking: Callable[[float], None] | None) -> Any:
+    if ticking is None:
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL
+        )
+    started = time.monotonic()
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        while True:
+            left = BUILD_TIMEOUT - (time.monotonic() - started)
+            try:
+                out, err = process.communicate(timeout=max(0.1, min(TICK_SECONDS, left)))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() - started >= BUILD_TIMEOUT:
+                    process.kill()
+                    raise
+                ticking(time.monotonic() - started)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+# Where uv ("Failed to build") and pip ("subprocess-exited-with-error") start a build's story.
+_FAILED_BUILD = re.compile(
+    r"^.*(Failed to build|error: subprocess-exited-with-error|Building wheel for .* did not run)",
+    re.M,
+)
+_HEAD_LINES = 25
+
+
+def failure_summary(output: str) -> str:
+    """What to show of a failed install: where a build failed, its first lines (the real
+    error, not the tail of a compiler log); otherwise the end of the output."""
+    found = _FAILED_BUILD.search(output)
+    if found is None:
+        return output[-3000:]
+    lines = output[found.start() :].splitlines()
+    shown = "\n".join(lines[:_HEAD_LINES])
+    if len(lines) > _HEAD_LINES:
+        shown += f"\n[... {len(lines) - _HEAD_LINES} more lines of build output ...]"
+    return shown

@@ -229,25 +229,7 @@ def _build(facts: InterpreterFacts, staging: Path) -> None:
         (code / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PACKAGE_DIR / name, code / name)
     logger.info("preparing the mvbridge runtime for Python %s at %s", facts.minor, staging)
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--target",
-        str(staging / "site"),
-        "--only-binary=:all:",
-        "--python-version",
-        facts.minor,
-        "--implementation",
-        "cp" if facts.implementation == "cpython" else "pp",
-    ]
-    for tag in platform_tags(facts):
-        command += ["--platform", tag]
-    command += runtime_requirements()
+    command = _install_command(facts, staging / "site")
     try:
         done = subprocess.run(
             command,
@@ -266,12 +248,53 @@ def _build(facts: InterpreterFacts, staging: Path) -> None:
     if done.returncode != 0:
         raise WorkerStartError(
             f"could not install the worker runtime (msgpack, pyzmq, cloudpickle) for Python "
-            f"{facts.minor} on {facts.platform}; pip said:\n{done.stderr.strip()[-2000:]}\n"
-            f"command: {' '.join(command)}",
+            f"{facts.minor} on {facts.platform}; {Path(command[0]).name} said:\n"
+            f"{done.stderr.strip()[-2000:]}\ncommand: {' '.join(command)}",
             exit_code=done.returncode,
             stderr_tail=done.stderr[-2000:],
         )
     shutil.copyfile(PACKAGE_DIR / "workers" / "boot.py", staging / "boot.py")
+
+
+def _install_command(facts: InterpreterFacts, site: Path) -> list[str]:
+    """uv, resolving for the env's interpreter itself; else the host's pip, for its version
+    and platform tags. (A venv made by uv has no pip: uv comes first.)"""
+    from .installers import find_uv
+
+    uv = find_uv()
+    if uv is not None:
+        return [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(site),
+            "--python",
+            facts.path,
+            "--only-binary",
+            ":all:",
+            *runtime_requirements(),
+        ]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(site),
+        "--only-binary=:all:",
+        "--python-version",
+        facts.minor,
+        "--implementation",
+        "cp" if facts.implementation == "cpython" else "pp",
+    ]
+    for tag in platform_tags(facts):
+        command += ["--platform", tag]
+    return command + runtime_requirements()
 
 
 def platform_tags(facts: InterpreterFacts) -> list[str]:
