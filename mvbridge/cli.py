@@ -26,7 +26,9 @@ EXIT_USAGE = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # told by the subcommand's own usage, not the top level's
+        getattr(args, "command_parser", parser).error("unrecognized arguments: " + " ".join(extras))
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
@@ -48,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Envs are declared in mvbridge.toml (or [tool.mvbridge] in pyproject.toml), "
         "found from the current folder upwards or named by MVBRIDGE_CONFIG.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"mvbridge {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     sync = sub.add_parser(
@@ -68,11 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--no-stubs", action="store_true", help="do not write type stubs")
     sync.set_defaults(run=_sync)
 
-    envs = sub.add_parser("envs", help="list envs: python, state, modules, key versions")
+    envs = sub.add_parser(
+        "envs",
+        help="list envs: python, state, modules, key versions",
+        description="List the declared envs: their Python, whether built (or the service's "
+        "address), the modules they expose and the versions of their key distributions.",
+    )
     envs.set_defaults(run=_envs)
 
-    remove = sub.add_parser("remove", help="delete the built folder of an env")
-    remove.add_argument("env", metavar="ENV")
+    remove = sub.add_parser(
+        "remove",
+        help="delete the built folder of an env",
+        description="Delete the built folder of an env (.mvbridge/envs/ENV); its config stays, "
+        "and the next `mvbridge sync` or use builds it again.",
+    )
+    remove.add_argument("env", metavar="ENV", help="the env whose built folder goes")
     remove.set_defaults(run=_remove)
 
     _add_plan_command(sub)
@@ -85,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         "--installer", choices=["uv", "pip"], help="force an installer (default: uv if found)"
     )
     demo.set_defaults(run=_demo)
+    for command in sub.choices.values():
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -220,8 +237,18 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="how long a drain waits for calls in flight (default: 10)",
     )
-    spawn.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    spawn.add_argument("--log-format", default="text", choices=["text", "json"])
+    spawn.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe events logged (default: info)",
+    )
+    spawn.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="one line per event as text, or as a JSON object (default: text)",
+    )
     spawn.set_defaults(run=_spawn)
 
     ping = sub.add_parser(
@@ -230,7 +257,7 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         description="Exit 0 when the service at ADDR answers, 1 when it is down or refuses us; "
         "keys default to MVBRIDGE_SERVER_KEY and MVBRIDGE_CLIENT_KEY.",
     )
-    ping.add_argument("address", metavar="ADDR")
+    ping.add_argument("address", metavar="ADDR", help="the service, tcp://HOST:PORT")
     ping.add_argument("--server-key", type=Path, metavar="FILE", help="the service's NAME.key")
     ping.add_argument("--client-key", type=Path, metavar="FILE", help="our NAME.key_secret")
     ping.add_argument("--timeout", type=_positive, default=5.0, metavar="S", help="default: 5")
@@ -241,8 +268,10 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         "keygen",
         help="make a CurveZMQ key pair: NAME.key (public), NAME.key_secret (secret, 0600)",
     )
-    keygen.add_argument("name", metavar="NAME")
-    keygen.add_argument("--dir", type=Path, default=Path("."), metavar="DIR")
+    keygen.add_argument("name", metavar="NAME", help="the pair's name: NAME.key, NAME.key_secret")
+    keygen.add_argument(
+        "--dir", type=Path, default=Path("."), metavar="DIR", help="where to write (default: .)"
+    )
     keygen.add_argument("--force", action="store_true", help="replace an existing pair")
     keygen.set_defaults(run=_keygen)
 
@@ -343,6 +372,14 @@ def _config():
         raise ConfigError(
             f"no mvbridge.toml (or pyproject.toml with [tool.mvbridge]) in {Path.cwd()} or "
             "above; create one with an [envs.NAME] table, or set MVBRIDGE_CONFIG"
+        )
+    if not config.envs:
+        table = (
+            "[tool.mvbridge.envs.NAME]" if config.path.name == "pyproject.toml" else "[envs.NAME]"
+        )
+        _progress(
+            f"warning: {config.path} declares no envs; add a {table} table with "
+            "requirements = [...], or let `mvbridge plan --write` add them"
         )
     return config
 
