@@ -451,9 +451,26 @@ def _sync(args: argparse.Namespace) -> int:
 
     # Envs build side by side: installers wait on the network and the disk as much as the CPU.
     workers = max(1, min(len(todo), os.cpu_count() or 1))
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = {name: pool.submit(sync_one, name) for name in todo}
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+    futures = {name: pool.submit(sync_one, name) for name in todo}
+    try:
         records = {name: future.result() for name, future in futures.items()}
+    except KeyboardInterrupt:
+        # Every env ends built and locked, or as it was: builds under way finish (their
+        # installers did not get the signal), the others do not start.
+        _progress("interrupted: finishing the builds under way, then locking what was built")
+        pool.shutdown(wait=True, cancel_futures=True)
+        for name, future in futures.items():
+            if not future.cancelled() and future.exception() is None:
+                record = future.result()
+                entries[name] = lock_entry(
+                    record, requirements_hash(config.envs[name], config.root)
+                )
+        if not args.locked:
+            write_lock(config.lock_path, entries)
+        raise
+    finally:
+        pool.shutdown(wait=False)
     for name, record in records.items():
         entries[name] = lock_entry(record, requirements_hash(config.envs[name], config.root))
     problems = _module_problems(config, records, OWN_NAMES)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -133,3 +134,41 @@ def test_the_demo_runs_on_other_host_pythons(minor, tmp_path_factory):
     assert "dep_a: pandas 2.2.0, has Series.case_when: True" in done.stdout
     assert "dep_b: pandas 2.0.3, has Series.case_when: False" in done.stdout
     assert sys.version_info[:2] != tuple(map(int, minor.split(".")))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_interrupted_sync_leaves_each_env_built_and_locked_or_neither(tmp_path, sdist_index):
+    from mvbridge.bridge.lockfile import read_lock
+    from mvbridge.config import load_config
+
+    project = tmp_path / "project"
+    write_config(
+        project,
+        '[envs.quick]\nrequirements = ["six==1.16.0"]\n\n'
+        '[envs.tiny]\nrequirements = ["mvb-tiny==1.0"]\nallow_build = true\n',
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "MVBRIDGE_CONFIG"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mvbridge", "sync", "--no-stubs"],
+        cwd=project,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**environ, **sdist_index},
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # the test's timeout bounds this
+        if "building it from source" in line:
+            process.send_signal(signal.SIGINT)  # to the process alone, not its installers
+            break
+    rest = process.communicate(timeout=240)[1]
+    assert process.returncode == 130, rest
+    assert "interrupted: finishing the builds under way" in rest
+    config = load_config(project / "mvbridge.toml")
+    built = {
+        name
+        for name in config.envs
+        if (config.state_dir / "envs" / name / "mvbridge-env.json").is_file()
+    }
+    assert "tiny" in built  # the build under way finished
+    assert set(read_lock(config.lock_path) or {}) == built
