@@ -603,6 +603,12 @@ def _demo(args: argparse.Namespace) -> int:
     environ = dict(os.environ, MVBRIDGE_CONFIG=str(target / "mvbridge.toml"))
     if args.installer:
         environ["MVBRIDGE_INSTALLER"] = args.installer
+    # Build first, here: a failed build is then one concise error, not the app's traceback.
+    built = subprocess.run(
+        [sys.executable, "-m", "mvbridge", "sync", "--no-stubs"], cwd=target, env=environ
+    )
+    if built.returncode != 0:
+        return EXIT_ERROR
     done = subprocess.run([sys.executable, str(target / "app.py")], cwd=target, env=environ)
     return EXIT_OK if done.returncode == 0 else EXIT_ERROR
 
