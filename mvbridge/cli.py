@@ -359,9 +359,9 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _progress(message: str) -> None:
-    from .bridge.envs import stderr_progress
+    from .console import progress
 
-    stderr_progress(message)
+    progress(message)
 
 
 def _config():
@@ -400,6 +400,7 @@ def _sync(args: argparse.Namespace) -> int:
     from .bridge.lockfile import lock_entry, pins_of, read_lock, write_lock
     from .bridge.services import ask_service
     from .bridge.stubs import stubs_present, write_stubs
+    from .console import live_envs
 
     config = _config()
     names = _chosen(config, args.envs)
@@ -454,7 +455,8 @@ def _sync(args: argparse.Namespace) -> int:
     pool = concurrent.futures.ThreadPoolExecutor(workers)
     futures = {name: pool.submit(sync_one, name) for name in todo}
     try:
-        records = {name: future.result() for name, future in futures.items()}
+        with live_envs():
+            records = {name: future.result() for name, future in futures.items()}
     except KeyboardInterrupt:
         # Every env ends built and locked, or as it was: builds under way finish (their
         # installers did not get the signal), the others do not start.
