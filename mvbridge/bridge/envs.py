@@ -229,7 +229,8 @@ def ensure_env(
     """
     say = progress or (lambda message: None)
     try:
-        if spec.python == "auto":
+        checked = spec.python == "auto"  # auto chose a Python that has every wheel
+        if checked:
             facts = _auto_facts(spec, location, pins, say)
         else:
             facts = interpreter_facts(find_interpreter(spec.python))
@@ -249,7 +250,7 @@ def ensure_env(
         if record is not None and record.spec_hash == wanted and _satisfies(record, pins):
             return record
         requirements = _pinned(list(spec.requirements), pins) if pins else list(spec.requirements)
-        missing = wheels.missing_wheels(facts.path, requirements)
+        missing = None if checked else wheels.missing_wheels(facts.path, requirements)
         if missing and not spec.allow_build:
             raise wheels.no_wheel_error(spec.name, facts.minor, missing, requirements)
         if missing:

@@ -216,16 +216,19 @@ def _run(command: list[str], ticking: Callable[[float], None] | None) -> Any:
         stdin=subprocess.DEVNULL,
         text=True,
     ) as process:
-        while True:
-            left = BUILD_TIMEOUT - (time.monotonic() - started)
-            try:
-                out, err = process.communicate(timeout=max(0.1, min(TICK_SECONDS, left)))
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() - started >= BUILD_TIMEOUT:
-                    process.kill()
-                    raise
-                ticking(time.monotonic() - started)
+        try:
+            while True:
+                left = BUILD_TIMEOUT - (time.monotonic() - started)
+                try:
+                    out, err = process.communicate(timeout=max(0.1, min(TICK_SECONDS, left)))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() - started >= BUILD_TIMEOUT:
+                        raise
+                    ticking(time.monotonic() - started)
+        except BaseException:
+            process.kill()  # never wait out a long compile for a failed progress line
+            raise
     return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 

@@ -31,14 +31,17 @@ def missing_wheels(python: str, requirements: Sequence[str]) -> list[str] | None
     uv = find_uv()
     if uv is None or not requirements:
         return None if uv is None else []
-    command = [uv, "pip", "install", "--dry-run", "--only-binary", ":all:", "--python", python]
+    # compile, not install --dry-run: the interpreter gives markers and tags only, never its
+    # own site-packages (installed packages would pass; a system Python is refused as
+    # externally managed).
+    command = [uv, "pip", "compile", "--only-binary", ":all:", "--python", python]
     try:
         done = subprocess.run(
-            [*command, *requirements],
+            [*command, "--no-header", "--quiet", "-"],
+            input="\n".join(requirements) + "\n",
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT,
-            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -90,12 +93,17 @@ def auto_interpreter(
         )
     pythons = installed_pythons()
     tried = []
+    answers = []
     for minor, interpreter in pythons:
         missing = missing_wheels(interpreter, requirements)
         if missing == []:
             say(f'env {env_name!r}: python = "auto" chose Python {minor}, the newest with wheels')
             return interpreter
+        answers.append(missing)
         tried.append(f"{minor} (no wheel: {', '.join(missing or ['unknown'])})")
+    if pythons and all(answer is None for answer in answers):
+        # Nothing could be told (a name not on the index, no network): the install says why.
+        return pythons[0][1]
     if allow_build and pythons:
         newest = pythons[0][0]
         say(f'env {env_name!r}: python = "auto": no Python has every wheel; building on {newest}')

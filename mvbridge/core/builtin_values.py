@@ -52,6 +52,7 @@ _NOT_READING = frozenset(
         "__sizeof__",
     ]
 )
+_HOOKS = frozenset(["__missing__"])  # called by dict's own lookup, though dict lacks it
 _IS_VALUE: dict[type, Any] = {}  # type -> its builtin base, or None: not a value of one
 
 
@@ -71,7 +72,7 @@ def _value_base(cls: type) -> type | None:
         if base not in _COPIES:
             continue
         if base in _CONTAINERS:
-            reading = set(dir(base)) - _NOT_READING
+            reading = (set(dir(base)) | _HOOKS) - _NOT_READING
             if any(reading.intersection(vars(klass)) for klass in mro[:index]):
                 return None
         return base

@@ -172,16 +172,30 @@ def next_batch(session: Session, iterator: Any, count: int) -> list[Any]:
 _SCALARS = frozenset([type(None), bool, int, float, complex, str, bytes])
 
 
-def _flat(item: Any) -> bool:
-    """True for plain data: a scalar, or a tuple, list or dict of scalars."""
+def _flat(item: Any, depth: int = 8, budget: list[int] | None = None) -> bool:
+    """True for plain data: scalars, and tuples, lists and dicts of them nested a few levels
+    (at most 1,000 parts looked at); anything else may share state with its iterator."""
     cls = type(item)
     if cls in _SCALARS:
         return True
-    if cls is tuple or cls is list:
-        return all(type(part) in _SCALARS for part in item)
+    if depth == 0 or cls not in _CONTAINERS:
+        numpy = sys.modules.get("numpy")  # a plain array is data too (rows of a matrix)
+        return (
+            numpy is not None
+            and (cls is numpy.ndarray or isinstance(item, numpy.generic))
+            and not item.dtype.hasobject
+        )
+    if budget is None:
+        budget = [1000]
+    budget[0] -= len(item)
+    if budget[0] < 0:
+        return False
     if cls is dict:
-        return all(type(k) in _SCALARS and type(v) in _SCALARS for k, v in item.items())
-    return False
+        return all(type(k) in _SCALARS and _flat(v, depth - 1, budget) for k, v in item.items())
+    return all(_flat(part, depth - 1, budget) for part in item)
+
+
+_CONTAINERS = frozenset([tuple, list, dict])
 
 
 # ABCs whose checks a proxy cannot pass by its methods alone (they need registration or

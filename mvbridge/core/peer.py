@@ -270,7 +270,7 @@ class Session:
         if known is None:
             # An iterator is a position in something: a copy would not advance the original
             # (iter(partial(take, 3, it), []) would take the same 3 items for ever).
-            cursor = type(key) is type and hasattr(key, "__next__")
+            cursor = isinstance(key, type) and hasattr(key, "__next__")
             known = self._pickle_ok[key] = not cursor and self.package_matches(module)
         return known
 

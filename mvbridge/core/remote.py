@@ -273,21 +273,21 @@ def _iter(self: RemoteObject) -> Iterator[Any]:
         return iter(remote)
     if not remote._mvb_session.reads_ahead:
         return remote  # item by item: the owner may go on reading it (take(3, it), then it)
-    # One batch reader per remote iterator: items it fetched ahead stay with the iterator, so
+    # One read-ahead per remote iterator: items fetched ahead stay with the iterator, so
     # iter(it) again (islice(it, 3) twice, a for loop after next()) loses none of them.
-    batches = remote._mvb_batches
-    if batches is None:
-        batches = BatchIterator(remote)
-        object.__setattr__(remote, "_mvb_batches", batches)
-    elif not batches._buffer:
-        batches._done = False  # ask again: an iterator may go on (seekable, a file)
-    return batches
+    state = remote._mvb_batches
+    if state is None:
+        state = ReadAhead()
+        object.__setattr__(remote, "_mvb_batches", state)
+    elif not state.buffer:
+        state.done = False  # ask again: an iterator may go on (seekable, a file)
+    return BatchIterator(remote, state)
 
 
 def _next(self: RemoteObject) -> Any:
-    batches = self._mvb_batches
-    if batches is not None and batches._buffer:
-        return batches._buffer.pop()  # items fetched ahead come first
+    state = self._mvb_batches
+    if state is not None and state.buffer:
+        return state.buffer.pop()  # items fetched ahead come first
     return self._mvb_special("__next__")
 
 
@@ -398,33 +398,48 @@ def _register_abcs(cls: type, names: list[str]) -> None:
             abc.register(cls)
 
 
+class ReadAhead:
+    """Items of one remote iterator fetched ahead of its reader, and the next batch's size.
+
+    Kept on the iterator's proxy (``_mvb_batches``), so every reader of it shares them; it does
+    not point back at the proxy, so the proxy still goes (and the worker's object with it) as
+    soon as the last reader drops it.
+    """
+
+    __slots__ = ("batch", "buffer", "done")
+
+    def __init__(self) -> None:
+        self.buffer: list[Any] = []  # reversed: the next item is last
+        self.batch = 1
+        self.done = False
+
+
 class BatchIterator:
     """Iterates a remote iterator, fetching items in growing batches (1, 4, 16 ... 1024)."""
 
-    __slots__ = ("_batch", "_buffer", "_done", "_remote")
+    __slots__ = ("_remote", "_state")
 
-    def __init__(self, remote: Any) -> None:
+    def __init__(self, remote: Any, state: ReadAhead | None = None) -> None:
         self._remote = remote
-        self._buffer: list[Any] = []
-        self._batch = 1
-        self._done = False
+        self._state = state if state is not None else ReadAhead()
 
     def __iter__(self) -> BatchIterator:
         return self
 
     def __next__(self) -> Any:
-        if not self._buffer:
-            if self._done:
+        state = self._state
+        if not state.buffer:
+            if state.done:
                 raise StopIteration
             remote = self._remote
-            items, self._done = remote._mvb_session.request(P.OP_NEXT, remote, self._batch)
-            self._batch = min(self._batch * 4, 1024)
+            items, state.done = remote._mvb_session.request(P.OP_NEXT, remote, state.batch)
+            state.batch = min(state.batch * 4, 1024)
             if not items:
-                self._done = True
+                state.done = True
                 raise StopIteration
             items.reverse()
-            self._buffer = items
-        return self._buffer.pop()
+            state.buffer = items
+        return state.buffer.pop()
 
 
 class _Repr:

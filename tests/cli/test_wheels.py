@@ -172,3 +172,16 @@ def test_an_interrupted_sync_leaves_each_env_built_and_locked_or_neither(tmp_pat
     }
     assert "tiny" in built  # the build under way finished
     assert set(read_lock(config.lock_path) or {}) == built
+
+
+@pytest.mark.timeout(120)
+def test_the_check_ignores_what_the_interpreter_has_installed(py_v1):
+    # mvb_demo is installed in that venv but on no index: installed must not mean "has a wheel".
+    assert wheels.missing_wheels(py_v1, ["mvb_demo==1.0"]) != []
+
+
+@pytest.mark.timeout(120)
+def test_auto_leaves_an_unknown_requirement_to_the_install_to_explain():
+    newest = wheels.installed_pythons()[0][1]
+    chosen = wheels.auto_interpreter("x", ["mvb-no-such-dist-zz==1.0"], False, lambda m: None)
+    assert chosen == newest  # not "no Python has wheels", which would mislead

@@ -141,3 +141,25 @@ def test_a_dict_subclass_that_reads_its_own_way_stays_a_reference(demo):
     mapping = demo.sorted_map()
     assert list(mapping) == ["a", "b", "c"]  # its own order, not its storage's
     assert mapping["b"] == 2
+
+
+def test_rows_of_nested_plain_data_still_come_in_batches(demo):
+    start = demo.produced()
+    rows = demo.nested_rows(100)
+    first = list(itertools.islice(rows, 2))
+    assert first == [[0, [0, {"k": (0,)}]], [1, [1, {"k": (1,)}]]]
+    assert demo.produced() - start == 5  # a batch of 1, then of 4: not one request per row
+
+
+def test_a_finished_loop_releases_the_remote_iterator_without_the_gc(demo, any_env):
+    import gc
+
+    before = any_env.statistics().worker_objects
+    gc.disable()
+    try:
+        for _ in range(20):
+            for _ in demo.countdown(3):
+                pass
+        assert any_env.statistics().worker_objects == before  # no proxy kept by a cycle
+    finally:
+        gc.enable()
