@@ -408,6 +408,71 @@ def stub_listing(module_name: str) -> list[Any]:
     return listing
 
 
+KEY_COMPLETIONS_LIMIT = 1000
+
+
+def key_completions(obj: Any) -> list[str]:
+    """What IPython offers after ``obj["``: the object's own hook's answer, else its string keys
+    (a mapping, a pandas DataFrame's columns), at most ``KEY_COMPLETIONS_LIMIT`` of them."""
+    hook = getattr(obj, "_ipython_key_completions_", None)
+    keys = hook() if callable(hook) else obj.keys()
+    found = []
+    for key in keys:
+        if isinstance(key, str):
+            found.append(key)
+            if len(found) >= KEY_COMPLETIONS_LIMIT:
+                break
+    return found
+
+
+def captured_display(obj: Any) -> list[Any]:
+    """Run ``obj._ipython_display_()`` with IPython's display functions recording what it shows
+    instead of publishing it; return ``[[data, metadata], ...]`` for the peer to publish."""
+    import importlib
+
+    from IPython.core.formatters import DisplayFormatter
+
+    outputs: list[Any] = []
+    formatter = DisplayFormatter()
+
+    def publish_display_data(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> None:
+        outputs.append([data, metadata or {}])
+
+    def display(*objs: Any, **kwargs: Any) -> None:
+        metadata = kwargs.get("metadata") or {}
+        for value in objs:
+            if kwargs.get("raw"):
+                outputs.append([value, metadata])
+            else:
+                data, meta = formatter.format(
+                    value, include=kwargs.get("include"), exclude=kwargs.get("exclude")
+                )
+                if data:
+                    outputs.append([data, dict(meta, **metadata)])
+
+    patches = {"display": display, "publish_display_data": publish_display_data}
+    saved = []
+    for module_name in (
+        "IPython.display",
+        "IPython.core.display",
+        "IPython.core.display_functions",
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for attr, replacement in patches.items():
+            if hasattr(module, attr):
+                saved.append((module, attr, getattr(module, attr)))
+                setattr(module, attr, replacement)
+    try:
+        obj._ipython_display_()
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)
+    return outputs
+
+
 def run_source(
     name: str,
     source: str,
