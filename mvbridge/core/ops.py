@@ -371,43 +371,6 @@ def _annotation(annotation: Any) -> str | None:
     return repr(annotation)
 
 
-def stub_listing(module_name: str) -> list[Any]:
-    """What a type stub of a module needs: ``[name, kind, parameters, doc, methods]`` per public
-    attribute (kind: function, class, module or value; methods of classes likewise)."""
-    import inspect
-
-    module = importlib.import_module(module_name)
-    names = getattr(module, "__all__", None)
-    if not isinstance(names, (list, tuple)):
-        # Without __all__: what the module defines, not what it imported (pd, List, annotations).
-        names = [
-            n
-            for n, v in vars(module).items()
-            if not n.startswith("_")
-            and not isinstance(v, types.ModuleType)
-            and getattr(v, "__module__", module_name) == module_name
-            and type(v).__name__ != "_Feature"
-        ]
-    listing: list[Any] = []
-    for name in names:
-        value = getattr(module, name, None)
-        if isinstance(value, types.ModuleType):
-            continue
-        if isinstance(value, type):
-            methods = []
-            for attr, member in vars(value).items():
-                if isinstance(member, type):
-                    continue  # nested classes (e.g. pydantic's Config) are not methods
-                if (not attr.startswith("_") or attr == "__init__") and callable(member):
-                    methods.append([attr, _signature(member), inspect.getdoc(member)])
-            listing.append([name, "class", None, inspect.getdoc(value), methods])
-        elif callable(value):
-            listing.append([name, "function", _signature(value), inspect.getdoc(value), []])
-        else:
-            listing.append([name, "value", None, None, []])
-    return listing
-
-
 KEY_COMPLETIONS_LIMIT = 1000
 
 
