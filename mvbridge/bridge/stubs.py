@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..core.ops import BINARY_OPERATORS
 from .envs import EnvRecord
 from .importer import OWN_NAMES, configured_env
 
@@ -209,6 +210,8 @@ def _module_stubs(env: Any, module: str, env_name: str) -> dict[str, str]:
         )
         subs.append(sub)
     listing["submodules"] = subs
+    if not subs:  # a package without submodules to show: one file, as for a module
+        return {f"{module}.pyi": render_stub(module, env_name, listing)}
     files[f"{module}/__init__.pyi"] = render_stub(module, env_name, listing)
     return files
 
@@ -446,30 +449,10 @@ def _class(renderer: _Renderer, entry: dict[str, Any]) -> list[str]:
     return lines
 
 
+_UNARY_AND_COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne", "neg", "pos", "abs", "invert")
 _OPERATORS = frozenset(
-    "__%s%s__" % (prefix, op)
-    for op in (
-        [
-            "add",
-            "sub",
-            "mul",
-            "matmul",
-            "truediv",
-            "floordiv",
-            "mod",
-            "divmod",
-            "pow",
-            "lshift",
-            "rshift",
-            "and",
-            "xor",
-            "or",
-        ]
-    )
-    for prefix in ("", "r", "i")
-) | frozenset(
-    "__%s__" % op for op in ["lt", "le", "gt", "ge", "eq", "ne", "neg", "pos", "abs", "invert"]
-)
+    "__%s%s__" % (prefix, op) for op in (*BINARY_OPERATORS, "divmod") for prefix in ("", "r", "i")
+) | frozenset("__%s__" % op for op in _UNARY_AND_COMPARISONS)
 
 
 def _inherited_names(renderer: _Renderer, bases: list[str]) -> set[str]:

@@ -84,7 +84,8 @@ SPECIAL: dict[str, Callable[..., Any]] = {
 # as an attribute of a class of the peer's): one operand's method only (see _method).
 for _name in ("lt", "le", "eq", "ne", "gt", "ge", "divmod", "rdivmod", "get", "set", "delete"):
     SPECIAL["__%s__" % _name] = _method("__%s__" % _name)
-for _op in (
+# Binary operators: each has its reflected (``__radd__``) and in-place (``__iadd__``) twin.
+BINARY_OPERATORS = (
     "add",
     "sub",
     "mul",
@@ -98,7 +99,8 @@ for _op in (
     "and",
     "xor",
     "or",
-):
+)
+for _op in BINARY_OPERATORS:
     for _name in ("__%s__", "__r%s__", "__i%s__"):
         SPECIAL[_name % _op] = _method(_name % _op)
 

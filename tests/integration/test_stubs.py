@@ -91,8 +91,8 @@ def test_stubs_keep_annotations_bases_and_constants(stub_dir):
     assert "class ndarray:" in numpy
     assert "pi: float" in numpy
     # The demo's dep_a returns a pandas Series: the host has no pandas, so Any.
-    assert "def get_data() -> Any:" in (stub_dir / "dep_a" / "__init__.pyi").read_text()
-    assert "def describe() -> str: ..." in (stub_dir / "dep_a" / "__init__.pyi").read_text()
+    assert "def get_data() -> Any:" in (stub_dir / "dep_a.pyi").read_text()
+    assert "def describe() -> str: ..." in (stub_dir / "dep_a.pyi").read_text()
 
 
 USE = """\
