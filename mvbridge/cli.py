@@ -399,7 +399,7 @@ def _sync(args: argparse.Namespace) -> int:
     from .bridge.importer import OWN_NAMES, configured_env, env_location
     from .bridge.lockfile import lock_entry, pins_of, read_lock, write_lock
     from .bridge.services import ask_service
-    from .bridge.stubs import stubs_present, write_stubs
+    from .bridge.stubs import prune_stubs, stubs_present, write_stubs
     from .console import live_envs
 
     config = _config()
@@ -480,6 +480,8 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"mvbridge: warning: {problem}", file=sys.stderr)
     if not args.locked:
         write_lock(config.lock_path, entries)
+    if not args.no_stubs:
+        prune_stubs(config, _progress)
     _progress(f"synced {len(records)} env(s) in {time.monotonic() - started:.2f} s")
     return EXIT_ERROR if any("clashes" in p for p in problems) else EXIT_OK
 

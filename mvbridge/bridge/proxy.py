@@ -11,7 +11,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ..core import protocol as P
-from ..core.remote import _LOCAL_MISSING, _REMOTE_DOC, RemoteAttribute
+from ..core.remote import _LOCAL_MISSING, _REMOTE_DOC, RemoteAttribute, display_probe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .env import Env
@@ -62,6 +62,8 @@ class RemoteModule(types.ModuleType):
             if attr is None:
                 attr = state["_mvb_attrs"][name] = self._mvb_env.request(P.OP_GETATTR, self, name)
             return attr
+        if display_probe(name):  # IPython's, of a module it shows: modules have none
+            raise AttributeError(name)
         return self._mvb_env.request(P.OP_GETATTR, self, name)
 
     def __setattr__(self, name: str, value: Any) -> None:

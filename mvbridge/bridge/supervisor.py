@@ -3,6 +3,7 @@
 Internal. Each worker gets the read end of a pipe whose write end only this process holds: when
 the host dies, even by SIGKILL, the worker reads EOF and exits. Its stdout and stderr are
 forwarded to this process's ``sys.stdout``/``sys.stderr``; the tail of stderr is kept for errors.
+Log records and warnings the worker writes on its stderr are replayed here (``records.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TextIO
 
 from ..core import protocol as P
 from ..errors import WorkerStartError
+from .records import RecordReader
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class WorkerProcess:
         endpoints: list[str],
         own_session: bool = False,
         sink: Callable[[str, str, int], None] | None = None,
+        log_warnings: bool = False,
     ) -> None:
         """Start ``python`` on the runtime's ``boot.py``.
 
@@ -55,6 +58,8 @@ class WorkerProcess:
                 our process group does not reach it (a service drains its workers itself).
             sink: takes ``(stream name, text, pid)`` of the worker's output instead of our
                 ``sys.stdout``/``sys.stderr`` (a service that logs JSON wraps it).
+            log_warnings: replay the worker's warnings as log records, not as warnings (a
+                service, where no caller is there to see them).
         """
         self.env_name = env_name
         self.python = python
@@ -98,7 +103,14 @@ class WorkerProcess:
         assert self.popen.stderr is not None
         self._forwarders = [
             _forward(self.popen.stdout, "stdout", None, self.pid, sink),
-            _forward(self.popen.stderr, "stderr", self.stderr_tail, self.pid, sink),
+            _forward(
+                self.popen.stderr,
+                "stderr",
+                self.stderr_tail,
+                self.pid,
+                sink,
+                RecordReader(env_name, self.pid, log_warnings=log_warnings),
+            ),
         ]
 
     def exit_code(self) -> int | None:
@@ -156,7 +168,26 @@ def _forward(
     tail: collections.deque[str] | None,
     pid: int,
     sink: Callable[[str, str, int], None] | None,
+    reader: RecordReader | None = None,
 ) -> threading.Thread:
+    def write(text: str) -> None:
+        if tail is not None:
+            tail.extend(text.splitlines(keepends=True))
+        if sink is not None:
+            sink(stream_name, text, pid)
+            return
+        target: TextIO | None = getattr(sys, stream_name, None)
+        if target is not None:
+            try:
+                target.write(text)
+                target.flush()
+            except (OSError, ValueError):
+                pass  # our own stream closed: keep draining the worker's
+
+    # The worker's log records and warnings come on its stderr (records.py); the rest is output.
+    if reader is not None:
+        reader.write = write
+
     def run() -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         fd = pipe.fileno()  # type: ignore[attr-defined]
@@ -165,21 +196,15 @@ def _forward(
                 chunk = os.read(fd, 65536)
                 text = decoder.decode(chunk, final=not chunk)
                 if text:
-                    if tail is not None:
-                        tail.extend(text.splitlines(keepends=True))
-                    if sink is not None:
-                        sink(stream_name, text, pid)
-                        continue
-                    target: TextIO | None = getattr(sys, stream_name, None)
-                    if target is not None:
-                        try:
-                            target.write(text)
-                            target.flush()
-                        except (OSError, ValueError):
-                            pass  # our own stream closed: keep draining the worker's
+                    if reader is not None:
+                        reader.feed(text)
+                    else:
+                        write(text)
                 if not chunk:
                     break
         finally:
+            if reader is not None:
+                reader.close()
             pipe.close()  # type: ignore[attr-defined]
 
     thread = threading.Thread(target=run, name=f"mvbridge-{stream_name}-{pid}", daemon=True)

@@ -84,7 +84,8 @@ SPECIAL: dict[str, Callable[..., Any]] = {
 # as an attribute of a class of the peer's): one operand's method only (see _method).
 for _name in ("lt", "le", "eq", "ne", "gt", "ge", "divmod", "rdivmod", "get", "set", "delete"):
     SPECIAL["__%s__" % _name] = _method("__%s__" % _name)
-for _op in (
+# Binary operators: each has its reflected (``__radd__``) and in-place (``__iadd__``) twin.
+BINARY_OPERATORS = (
     "add",
     "sub",
     "mul",
@@ -98,7 +99,8 @@ for _op in (
     "and",
     "xor",
     "or",
-):
+)
+for _op in BINARY_OPERATORS:
     for _name in ("__%s__", "__r%s__", "__i%s__"):
         SPECIAL[_name % _op] = _method(_name % _op)
 
@@ -385,41 +387,69 @@ def _annotation(annotation: Any) -> str | None:
     return repr(annotation)
 
 
-def stub_listing(module_name: str) -> list[Any]:
-    """What a type stub of a module needs: ``[name, kind, parameters, doc, methods]`` per public
-    attribute (kind: function, class, module or value; methods of classes likewise)."""
-    import inspect
+KEY_COMPLETIONS_LIMIT = 1000
 
-    module = importlib.import_module(module_name)
-    names = getattr(module, "__all__", None)
-    if not isinstance(names, (list, tuple)):
-        # Without __all__: what the module defines, not what it imported (pd, List, annotations).
-        names = [
-            n
-            for n, v in vars(module).items()
-            if not n.startswith("_")
-            and not isinstance(v, types.ModuleType)
-            and getattr(v, "__module__", module_name) == module_name
-            and type(v).__name__ != "_Feature"
-        ]
-    listing: list[Any] = []
-    for name in names:
-        value = getattr(module, name, None)
-        if isinstance(value, types.ModuleType):
+
+def key_completions(obj: Any) -> list[str]:
+    """What IPython offers after ``obj["``: the object's own hook's answer, else its string keys
+    (a mapping, a pandas DataFrame's columns), at most ``KEY_COMPLETIONS_LIMIT`` of them."""
+    hook = getattr(obj, "_ipython_key_completions_", None)
+    keys = hook() if callable(hook) else obj.keys()
+    found = []
+    for key in keys:
+        if isinstance(key, str):
+            found.append(key)
+            if len(found) >= KEY_COMPLETIONS_LIMIT:
+                break
+    return found
+
+
+def captured_display(obj: Any) -> list[Any]:
+    """Run ``obj._ipython_display_()`` with IPython's display functions recording what it shows
+    instead of publishing it; return ``[[data, metadata], ...]`` for the peer to publish."""
+    import importlib
+
+    from IPython.core.formatters import DisplayFormatter
+
+    outputs: list[Any] = []
+    formatter = DisplayFormatter()
+
+    def publish_display_data(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> None:
+        outputs.append([data, metadata or {}])
+
+    def display(*objs: Any, **kwargs: Any) -> None:
+        metadata = kwargs.get("metadata") or {}
+        for value in objs:
+            if kwargs.get("raw"):
+                outputs.append([value, metadata])
+            else:
+                data, meta = formatter.format(
+                    value, include=kwargs.get("include"), exclude=kwargs.get("exclude")
+                )
+                if data:
+                    outputs.append([data, dict(meta, **metadata)])
+
+    patches = {"display": display, "publish_display_data": publish_display_data}
+    saved = []
+    for module_name in (
+        "IPython.display",
+        "IPython.core.display",
+        "IPython.core.display_functions",
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
             continue
-        if isinstance(value, type):
-            methods = []
-            for attr, member in vars(value).items():
-                if isinstance(member, type):
-                    continue  # nested classes (e.g. pydantic's Config) are not methods
-                if (not attr.startswith("_") or attr == "__init__") and callable(member):
-                    methods.append([attr, _signature(member), inspect.getdoc(member)])
-            listing.append([name, "class", None, inspect.getdoc(value), methods])
-        elif callable(value):
-            listing.append([name, "function", _signature(value), inspect.getdoc(value), []])
-        else:
-            listing.append([name, "value", None, None, []])
-    return listing
+        for attr, replacement in patches.items():
+            if hasattr(module, attr):
+                saved.append((module, attr, getattr(module, attr)))
+                setattr(module, attr, replacement)
+    try:
+        obj._ipython_display_()
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)
+    return outputs
 
 
 def run_source(

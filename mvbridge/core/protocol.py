@@ -53,7 +53,11 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 7
+PROTOCOL_VERSION = 8
+
+# A line of a worker's stderr that starts with this is a log record or a warning for the host
+# (JSON: ``workers/records.py``), not output to print. NUL never starts a line a user prints.
+RECORD_PREFIX = "\x00mvbridge-record "
 
 # Control connection kinds.
 HELLO = 1  # host -> worker: protocol version, host facts; reply: worker facts. Starts a session.

@@ -51,6 +51,13 @@ _LOCAL_MISSING = frozenset(
 )
 
 
+def display_probe(name: str) -> bool:
+    """True for the names IPython asks of every value it shows or completes (``_repr_html_``,
+    ``_repr_mimebundle_``, ``_ipython_display_``, ``_ipython_key_completions_`` ...): a proxy
+    answers them from its type's description (the type's callables), never by a round trip."""
+    return name.endswith("_") and name.startswith(("_repr_", "_ipython_"))
+
+
 def _remote_doc(self: RemoteObject) -> str | None:
     return self._mvb_describe().get("doc")
 
@@ -144,6 +151,8 @@ class RemoteObject:
             raise AttributeError(name)
         if name in self._mvb_type.methods:
             return RemoteAttribute(self._mvb_session, self, name)
+        if display_probe(name):
+            raise AttributeError(name)
         return self._mvb_request(P.OP_GETATTR, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -234,7 +243,13 @@ class RemoteAttribute(RemoteCallable):
         return _subclasscheck(self, subclass)
 
     def __getattr__(self, name: str) -> Any:
-        if name in _LOCAL_MISSING or name in SHAPE_NAMES or name.startswith("_mvb_"):
+        # A method has no display hooks of its own (IPython asks each shown value for them).
+        if (
+            name in _LOCAL_MISSING
+            or name in SHAPE_NAMES
+            or name.startswith("_mvb_")
+            or display_probe(name)
+        ):
             raise AttributeError(name)
         return self._mvb_request(P.OP_GETATTR, name)
 
@@ -309,6 +324,24 @@ def _subclasscheck(self: RemoteObject, subclass: Any) -> bool:
     return self._mvb_session.request(P.OP_CALL, issubclass, [subclass, self], {})
 
 
+def _ipython_display(self: RemoteObject) -> None:
+    # The object's own hook would display in the owner's process, where no notebook is: it
+    # runs there with IPython's display functions recording, and what it showed is shown here.
+    from IPython.display import publish_display_data
+
+    from .ops import captured_display
+
+    outputs = self._mvb_session.request(P.OP_CALL, captured_display, [self], {})
+    for data, metadata in outputs:
+        publish_display_data(data, metadata or None)
+
+
+def _key_completions(self: RemoteObject) -> list[str]:
+    from .ops import key_completions
+
+    return self._mvb_session.request(P.OP_CALL, key_completions, [self], {})
+
+
 def _value_hash(self: RemoteObject) -> int:
     raise TypeError(
         "unhashable proxy: %s objects hash by value in %s, whose str and bytes hashes are not "
@@ -345,6 +378,16 @@ def proxy_class(info: TypeInfo) -> type:
         if name == "__call__" and base is RemoteCallable:
             continue
         namespace[name] = _IMPLEMENTED.get(name) or _forward(name)
+    if "_ipython_display_" in info.methods:
+        namespace["_ipython_display_"] = _ipython_display
+    if (
+        "_ipython_key_completions_" not in info.methods
+        and "__getitem__" in info.specials
+        and "keys" in info.methods
+    ):
+        # IPython completes ``obj["`` from this hook, or from keys() of types it knows by name
+        # (dict, a pandas DataFrame), which a proxy is not.
+        namespace["_ipython_key_completions_"] = _key_completions
     if info.flags & P.FLAG_CLASS:  # a class: isinstance and issubclass accept it
         namespace["__instancecheck__"] = _instancecheck
         namespace["__subclasscheck__"] = _subclasscheck

@@ -87,6 +87,7 @@ class Pool:
             + (["--cleanup-dir", str(self.cleanup_dir)] if self.cleanup_dir else []),
             own_session=True,
             sink=self.sink,
+            log_warnings=True,
         )
         worker = self.workers[index] = PoolWorker(index, process)
         return worker

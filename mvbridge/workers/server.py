@@ -23,6 +23,7 @@ import zmq
 from ..core import dists, hidden, sharedmem
 from ..core import protocol as P
 from ..errors import MVBridgeError, ProtocolError
+from . import records
 from .channels import Wiring, WorkerChannel, WorkerSession
 
 logger = logging.getLogger(__name__)
@@ -244,6 +245,7 @@ def run(argv: list[str]) -> int:
             "speaks %d\n" % (args["protocol"], P.PROTOCOL_VERSION)
         )
         return P.EXIT_REFUSED
+    records.install()
     watch_fd = int(args["watch-fd"]) if "watch-fd" in args else None
     parent_pid = int(args["parent-pid"]) if "parent-pid" in args else None
     context = zmq.Context()
