@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import threading
 import time
@@ -24,7 +25,7 @@ import zmq.asyncio
 
 from ..core import protocol as P
 from ..core.peer import FAILED, receive_message
-from ..errors import WorkerDiedError
+from ..errors import MVBridgeError, WorkerDiedError
 from .client import POLL_MS, HostChannel, HostSession, _task_deadline
 
 EXECUTOR_THREADS = 4  # control round trips of one session take turns anyway (its control lock)
@@ -193,16 +194,27 @@ class ChannelPool:
 
     async def _open(self) -> AsyncHostChannel:
         self.opened += 1
-        future = self.loop.run_in_executor(executor(), self._open_blocking)
+        opening = executor().submit(self._open_blocking)
         try:
-            cid, socket = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(self._adopt)  # opened all the same: keep it for later
-            raise
+            cid, socket = await asyncio.shield(asyncio.wrap_future(opening))
         except BaseException:
             self.opened -= 1
+            # Cancelled while the OPEN round trip ran: close what it opens, there (the loop
+            # may be gone by the time it is done).
+            opening.add_done_callback(self._discard)
             raise
         return self._channel(cid, socket)
+
+    def _discard(self, opening: concurrent.futures.Future[tuple[int, zmq.Socket]]) -> None:
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        cid, socket = opening.result()
+        socket.close(linger=0)
+        session = self.session
+        session.link.channel_closed(cid)
+        if not session.closed:
+            with contextlib.suppress(MVBridgeError):
+                session.control(P.CLOSE, cid)
 
     def _open_blocking(self) -> tuple[int, zmq.Socket]:
         session = self.session
@@ -215,16 +227,6 @@ class ChannelPool:
         with session._channels_lock:
             session._channels.append(channel)
         return channel
-
-    def _adopt(self, future: asyncio.Future[tuple[int, zmq.Socket]]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self.opened -= 1
-            return
-        channel = self._channel(*future.result())
-        if self.session.closed:
-            self.drop(channel)
-        else:
-            self.free.append(channel)
 
     def drop(self, channel: AsyncHostChannel) -> None:
         """Close ``channel`` now on the loop, and at the worker off the loop (CLOSE)."""
