@@ -60,6 +60,7 @@ class AsyncHostChannel(HostChannel):
         self.loop_thread = threading.get_ident()
         self.asocket = zmq.asyncio.Socket.from_socket(socket)
         self.dropped = False
+        self.socket_closed = False  # ours, not zmq's ``closed``: that probes a freed handle
 
     async def arequest(self, op: str, target: Any, operands: list[Any]) -> Any:
         session = self.session
@@ -121,22 +122,29 @@ class AsyncHostChannel(HostChannel):
 
     def close_socket(self) -> None:
         # The asyncio socket has a reader on its loop: close it there.
-        if self.asocket.closed:
+        if self.socket_closed:
             return
         if self.pool.loop.is_closed():  # nothing reads the socket any more
+            self.socket_closed = True
             self.socket.close(linger=0)
-            return
-        if threading.get_ident() == self.loop_thread:
-            self.asocket.close(linger=0)
-            return
-        try:
-            self.pool.loop.call_soon_threadsafe(self._close_on_loop)
-        except RuntimeError:  # the loop is closed: nothing reads the socket any more
-            self.socket.close(linger=0)
+        elif threading.get_ident() == self.loop_thread:
+            self._close_on_loop()
+        else:
+            try:
+                self.pool.loop.call_soon_threadsafe(self._close_on_loop)
+            except RuntimeError:  # the loop closed meanwhile
+                self.socket_closed = True
+                self.socket.close(linger=0)
 
     def _close_on_loop(self) -> None:
-        if not self.asocket.closed:
-            self.asocket.close(linger=0)
+        if self.socket_closed:
+            return
+        self.socket_closed = True
+        self.asocket.close(linger=0)  # drops its reader from the loop, closes the handle
+        # The handle was closed through the shadow, so the DEALER object does not know: mark
+        # it, or its __del__ would zmq_close the handle again after libzmq reused its memory
+        # for a new socket (seen: "Socket operation on non-socket" on a later channel).
+        self.socket._closed = True
 
 
 class ChannelPool:
