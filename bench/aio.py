@@ -134,7 +134,7 @@ def summarise(rows: dict[str, list[float]], options: argparse.Namespace) -> dict
 
 def markdown(report: dict) -> str:
     lines = [
-        "# Awaited calls against threads (bench/aio.py)",
+        "### Awaited calls against threads (`bench/aio.py`)",
         "",
         f"Python {report['python']} on {report['machine']} ({report['cpus']} CPUs); "
         f"{report['rounds']} rounds of {report['seconds']} s per measure; "
