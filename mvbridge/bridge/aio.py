@@ -56,6 +56,9 @@ class AsyncView:
 
     __slots__ = ("_mvb_path", "_mvb_target")
 
+    _mvb_target: Any
+    _mvb_path: tuple[str, ...]
+
     def __init__(self, target: Any, path: tuple[str, ...] = ()) -> None:
         object.__setattr__(self, "_mvb_target", target)
         object.__setattr__(self, "_mvb_path", path)

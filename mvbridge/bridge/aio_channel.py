@@ -106,7 +106,7 @@ class AsyncHostChannel(HostChannel):
             wait = POLL_MS if left is None else max(1, min(POLL_MS, int(left * 1000) + 1))
             try:
                 frames = None
-                if await self.asocket.poll(wait, zmq.POLLIN):
+                if await self.asocket.poll(wait):  # POLLIN
                     frames = receive_message(self.socket, zmq.NOBLOCK)
             except zmq.Again:
                 frames = None
