@@ -45,6 +45,7 @@ __all__ = [
     "WorkerDiedError",
     "WorkerStartError",
     "__version__",
+    "aio",
     "by_ref",
     "by_value",
     "deadline",
@@ -61,6 +62,7 @@ _LAZY = {
     "shutdown": "mvbridge.bridge.env",
     "deadline": "mvbridge.bridge.client",
     "RemoteObject": "mvbridge.core.remote",
+    "aio": "mvbridge.bridge.aio",
 }
 
 

@@ -16,6 +16,7 @@ client_key = "keys/app.key_secret"     # this client's secret key
 connect_timeout = 10         # seconds a (re)connection may take
 heartbeat_timeout = 10       # seconds of silence before calls in flight fail
 call_timeout = 30            # optional: default deadline of each call, in seconds
+async_pool = 16              # optional: awaited calls of one event loop that run at once
 ```
 """
 
@@ -47,6 +48,7 @@ ENV_KEYS = {
     "heartbeat_timeout",
     "call_timeout",
     "allow_build",
+    "async_pool",
 }
 SERVICE_KEYS = {"server_key", "client_key", "connect_timeout", "heartbeat_timeout"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -71,6 +73,7 @@ class EnvSpec:
         heartbeat_timeout: seconds a service connection may stay silent.
         call_timeout: default per-call deadline in seconds, or None.
         allow_build: may compile a requirement that has no wheel for the env's Python.
+        async_pool: how many awaited calls of one event loop run at once.
     """
 
     name: str
@@ -84,6 +87,7 @@ class EnvSpec:
     heartbeat_timeout: float = 10.0
     call_timeout: float | None = None
     allow_build: bool = False
+    async_pool: int = 16
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,15 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
         heartbeat_timeout=_seconds(at, table, "heartbeat_timeout", 10.0),
         call_timeout=timeout,
         allow_build=allow_build,
+        async_pool=_count(at, table, "async_pool", 16),
     )
+
+
+def _count(at: str, table: dict[str, Any], key: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{at}: {key!r} must be a whole number >= 1")
+    return value
 
 
 def _seconds(at: str, table: dict[str, Any], key: str, default: Any) -> Any:

@@ -10,6 +10,7 @@ process failures become mvbridge errors here.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -45,6 +46,10 @@ CONTROL_TIMEOUT = 10.0
 _context_lock = threading.Lock()
 _context: zmq.Context | None = None
 _deadlines = threading.local()
+# The same deadline for awaited calls: many tasks share the loop's thread, each has its context.
+_task_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "mvbridge_deadline", default=None
+)
 
 
 def context() -> zmq.Context:
@@ -62,16 +67,19 @@ def deadline(seconds: float) -> Iterator[None]:
     """Calls made by this thread inside the block raise ``CallTimeoutError`` after ``seconds``.
 
     The worker may still be running the call; the channel that waited is dropped, so its late
-    reply can never be mistaken for another call's.
+    reply can never be mistaken for another call's. Calls awaited inside the block (by this
+    task, or tasks it starts there) get the same deadline.
     """
     previous = getattr(_deadlines, "value", None)
     _deadlines.value = time.monotonic() + seconds
     if previous is not None:
         _deadlines.value = min(previous, _deadlines.value)
+    token = _task_deadline.set(_deadlines.value)
     try:
         yield
     finally:
         _deadlines.value = previous
+        _task_deadline.reset(token)
 
 
 class WorkerModuleName:
@@ -123,20 +131,57 @@ class HostChannel(Channel):
                 env=session.env_name,
             ) from exc
 
+    def close_socket(self) -> None:
+        """Close this channel's socket (on whichever thread drops the channel)."""
+        self.socket.close(linger=0)
+
+    def time_left(self) -> float | None:
+        """Seconds to this call's deadline (None: none); past it, drop the channel and raise."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.broken = True
+            session = self.session
+            assert isinstance(session, HostSession)
+            self.passed_deadline()
+            raise CallTimeoutError(
+                f"a call to env {session.env_name!r} passed its deadline; the worker "
+                "may still be running it (its reply will be discarded)"
+            )
+        return left
+
+    def passed_deadline(self) -> None:
+        session = self.session
+        assert isinstance(session, HostSession)
+        session.drop_channel(self)  # its worker thread stops after the call
+
+    def check_frames(self, frames: list[Any]) -> list[Any]:
+        """``frames``, unless they are the link's word that our request could not be sent."""
+        if len(frames) == 1 and not frames[0]:
+            self.broken = True
+            session = self.session
+            assert isinstance(session, HostSession)
+            raise session.unreachable("the request could not be sent")
+        return frames
+
+    def check_alive(self) -> None:
+        """Raise ``WorkerDiedError`` (and mark this channel broken) if the worker has gone."""
+        session = self.session
+        assert isinstance(session, HostSession)
+        try:
+            session.check_alive(self)
+        except WorkerDiedError:
+            self.broken = True
+            raise
+
     def receive(self) -> list[Any]:
         socket = self.socket
         session = self.session
         assert isinstance(session, HostSession)
         while True:
-            if self.deadline is not None:
-                left = self.deadline - time.monotonic()
-                if left <= 0:
-                    self.broken = True
-                    session.drop_channel(self)  # its worker thread stops after the call
-                    raise CallTimeoutError(
-                        f"a call to env {session.env_name!r} passed its deadline; the worker "
-                        "may still be running it (its reply will be discarded)"
-                    )
+            left = self.time_left()
+            if left is not None:
                 socket.setsockopt(zmq.RCVTIMEO, max(1, min(POLL_MS, int(left * 1000) + 1)))
             try:
                 # A blocking receive with RCVTIMEO (set when the channel opened): one call on
@@ -148,15 +193,8 @@ class HostChannel(Channel):
                 self.broken = True
                 raise session.unreachable(f"its connection failed ({exc})") from exc
             if frames is not None:
-                if len(frames) == 1 and not frames[0]:  # the link could not send our request
-                    self.broken = True
-                    raise session.unreachable("the request could not be sent")
-                return frames
-            try:
-                session.check_alive(self)
-            except WorkerDiedError:
-                self.broken = True
-                raise
+                return self.check_frames(frames)
+            self.check_alive()
 
 
 class HostSession(Session):
@@ -169,6 +207,7 @@ class HostSession(Session):
         env_name: for messages.
         link: how this session reaches its worker; the session closes it at the end.
         call_timeout: default deadline of each outermost call (None: none).
+        async_pool: most channels awaited calls of one event loop use at once.
         module_proxy: ``name -> RemoteModule`` of the env, for modules the worker sends.
         start_timeout: how long the handshake may take.
     """
@@ -182,8 +221,11 @@ class HostSession(Session):
         call_timeout: float | None,
         module_proxy: Any,
         start_timeout: float,
+        async_pool: int = 16,
     ) -> None:
         self.env_name = env_name
+        self.async_pool = async_pool
+        self.async_pools: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self.exception_origin = f"env:{env_name}"  # stable across restarts of the env
         self.link = link
         self.call_timeout = call_timeout
@@ -326,7 +368,7 @@ class HostSession(Session):
         if channel.closed:
             return
         channel.closed = True
-        channel.socket.close(linger=0)
+        channel.close_socket()
         self.link.channel_closed(channel.cid)
         if not self.closed:
             try:
@@ -472,6 +514,13 @@ class HostSession(Session):
             raise self.stale_error()
         return self.channel().request(op, target, list(operands))
 
+    async def arequest(self, op: str, target: Any, *operands: Any) -> Any:
+        """``request`` for a coroutine: on a free channel of this event loop's pool (opened off
+        the loop, at most ``async_pool`` of them); waits for one while all are busy."""
+        from .aio_channel import pool_for
+
+        return await pool_for(self).request(op, target, list(operands))
+
     # -- the codec's questions -------------------------------------------------------------------
     def module_spec(self, obj: Any) -> Any:
         cls = type(obj)
@@ -502,7 +551,7 @@ class HostSession(Session):
         with self._channels_lock:
             for channel in list(self._channels):
                 if not channel.depth:  # a busy channel is closed by its own thread
-                    channel.socket.close(linger=0)
+                    channel.close_socket()
                     self._channels.remove(channel)
         self.link.close()
         self.close()  # the object table and shared-memory segments, as any session ends

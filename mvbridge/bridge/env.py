@@ -21,6 +21,7 @@ from ..config import EnvSpec, resolve_requirement
 from ..core import protocol as P
 from ..core.codec import ByValue
 from ..errors import ConfigError, MVBridgeError, SerializationError
+from .aio_channel import off_loop
 from .client import HostSession, WorkerModuleName
 from .envs import EnvRecord, adhoc_location, ensure_env, stderr_progress
 from .keys import client_keys
@@ -37,6 +38,7 @@ _registry_lock = threading.Lock()
 _registry: dict[str, Env] = {}  # by name: the newest env of each name
 _running: set[Env] = set()  # envs with a session (a worker or a service), for shutdown
 _exiting = False
+DEFAULT_ASYNC_POOL = 16  # awaited calls of one event loop that run at once, per env
 
 
 class EnvState(enum.Enum):
@@ -107,6 +109,8 @@ class Env:
         client_key: this client's secret key file (``NAME.key_secret``); default
             ``MVBRIDGE_CLIENT_KEY``.
         call_timeout: default deadline in seconds for each call into this env (None: no deadline).
+        async_pool: how many calls awaited from one event loop run at once (each on a worker
+            thread of its own); more awaits wait for a free one.
         start_timeout: how long a local worker may take to answer its handshake.
         allow_build: may compile a requirement that has no wheel for the env's Python
             (otherwise the build stops first and says which Python has wheels).
@@ -131,6 +135,7 @@ class Env:
         server_key: str | Path | None = None,
         client_key: str | Path | None = None,
         call_timeout: float | None = None,
+        async_pool: int = DEFAULT_ASYNC_POOL,
         start_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         heartbeat_timeout: float = 10.0,
@@ -154,6 +159,8 @@ class Env:
             raise ConfigError(
                 f"env {name!r}: python= applies only to an env built from requirements"
             )
+        if isinstance(async_pool, bool) or not isinstance(async_pool, int) or async_pool < 1:
+            raise ConfigError(f"env {name!r}: async_pool must be a whole number >= 1")
         if (server_key or client_key) and not address:
             raise ConfigError(f"env {name!r}: server_key/client_key apply only with address=")
         self.name = name
@@ -165,6 +172,7 @@ class Env:
             address=address,
             call_timeout=call_timeout,
             allow_build=allow_build,
+            async_pool=async_pool,
         )
         self.location: Path | None = adhoc_location(self.spec) if requirements else None
         self.pins: dict[str, str] | None = None
@@ -173,6 +181,7 @@ class Env:
         self.server_key = server_key
         self.client_key = client_key
         self.call_timeout = call_timeout
+        self.async_pool = async_pool
         self.start_timeout = start_timeout
         self.connect_timeout = connect_timeout
         self.heartbeat_timeout = heartbeat_timeout
@@ -201,6 +210,7 @@ class Env:
                 server_key=spec.server_key,
                 client_key=spec.client_key,
                 call_timeout=spec.call_timeout,
+                async_pool=spec.async_pool,
                 connect_timeout=spec.connect_timeout,
                 heartbeat_timeout=spec.heartbeat_timeout,
             )
@@ -210,6 +220,7 @@ class Env:
                 requirements=list(spec.requirements),
                 python=spec.python,
                 call_timeout=spec.call_timeout,
+                async_pool=spec.async_pool,
             )
         env.spec = spec
         env.location = location
@@ -266,6 +277,13 @@ class Env:
                 _running.add(self)
             return self._session
 
+    async def asession(self) -> HostSession:
+        """``session()`` for a coroutine: starting a worker (or reconnecting) runs off the loop."""
+        session = self._session
+        if session is not None and session.link.fast and session.alive_nowait():
+            return session
+        return await off_loop(self.session)
+
     def current_session(self) -> HostSession | None:
         return self._session
 
@@ -276,7 +294,12 @@ class Env:
         runtime = ensure_runtime(interpreter_facts(interpreter))
         link = LocalLink(self.name, interpreter, runtime)
         return HostSession(
-            self.name, link, self.call_timeout, self._module_proxy, self.start_timeout
+            self.name,
+            link,
+            self.call_timeout,
+            self._module_proxy,
+            self.start_timeout,
+            async_pool=self.async_pool,
         )
 
     def _connect(self, address: str) -> HostSession:
@@ -290,7 +313,12 @@ class Env:
             self.heartbeat_timeout,
         )
         return HostSession(
-            self.name, link, self.call_timeout, self._module_proxy, self.connect_timeout
+            self.name,
+            link,
+            self.call_timeout,
+            self._module_proxy,
+            self.connect_timeout,
+            async_pool=self.async_pool,
         )
 
     def _cleanup(self, session: HostSession) -> None:
@@ -310,6 +338,12 @@ class Env:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+    async def __aenter__(self) -> Env:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await off_loop(self.shutdown)
 
     def __repr__(self) -> str:
         where = self.interpreter or self.address or self.location
@@ -348,22 +382,18 @@ class Env:
             WorkerDiedError: the worker exited before replying.
         """
         session = self.session()
-        module = getattr(fn, "__module__", None)
-        if module is None:  # a builtin method: its owner's module (datetime.date.fromisoformat)
-            owner = getattr(fn, "__self__", None)
-            module = (owner if isinstance(owner, type) else type(owner)).__module__
-        module = module or "__main__"
-        if session.same_python or session.package_matches(module):
-            # cloudpickle ships code between equal Pythons; otherwise fn is importable there.
-            return session.request(P.OP_CALL, ByValue(fn), list(args), kwargs)
-        name, source, imports, values = _function_source(fn, session.peer_python)
-        return session.request(
-            P.OP_CALLATTR,
-            WorkerModuleName("mvbridge.core.ops"),
-            "run_source",
-            [name, source, imports, values, list(args), kwargs],
-            {},
-        )
+        return session.request(*_call_request(session, fn, args, kwargs))
+
+    async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``call`` for a coroutine: ``await env.acall(fn, *args, **kwargs)`` runs ``fn`` in this
+        env's worker without blocking the event loop, and returns its result.
+
+        Raises:
+            SerializationError: ``fn`` cannot be shipped to this worker.
+            WorkerDiedError: the worker exited before replying.
+        """
+        session = await self.asession()
+        return await session.arequest(*_call_request(session, fn, args, kwargs))
 
     @property
     def info(self) -> EnvInfo:
@@ -392,6 +422,29 @@ class Env:
             pending_releases=session.pending_releases(),
             restarts=max(0, self._starts - 1),
         )
+
+
+def _call_request(
+    session: HostSession, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The request that runs ``fn(*args, **kwargs)`` in ``session``'s worker: ``fn`` pickled
+    (cloudpickle ships code between equal Pythons; otherwise fn is importable there), or as
+    source code."""
+    module = getattr(fn, "__module__", None)
+    if module is None:  # a builtin method: its owner's module (datetime.date.fromisoformat)
+        owner = getattr(fn, "__self__", None)
+        module = (owner if isinstance(owner, type) else type(owner)).__module__
+    module = module or "__main__"
+    if session.same_python or session.package_matches(module):
+        return P.OP_CALL, ByValue(fn), list(args), kwargs
+    name, source, imports, values = _function_source(fn, session.peer_python)
+    return (
+        P.OP_CALLATTR,
+        WorkerModuleName("mvbridge.core.ops"),
+        "run_source",
+        [name, source, imports, values, list(args), kwargs],
+        {},
+    )
 
 
 def _function_source(fn: Any, peer_python: str) -> tuple[str, str, list[Any], dict[str, Any]]:

@@ -376,6 +376,15 @@ class Channel:
         self._next_id = 1
 
     def request(self, op: str, target: Any, operands: list[Any]) -> Any:
+        rid = self.send_request(op, target, operands)
+        self.depth += 1
+        try:
+            return self.wait_reply(rid)
+        finally:
+            self.depth -= 1
+
+    def send_request(self, op: str, target: Any, operands: list[Any]) -> int:
+        """Send one request; return its id, for ``wait_reply``."""
         rid = self._next_id
         self._next_id = rid + 1
         if op == P.OP_CALL or op == P.OP_CALLATTR:
@@ -385,33 +394,41 @@ class Channel:
         body = [op, target]
         body.extend(operands)
         self.send(self.session.encode(self.encoder, P.REQUEST, rid, body))
-        self.depth += 1
-        try:
-            return self.wait_reply(rid)
-        finally:
-            self.depth -= 1
+        return rid
 
     def wait_reply(self, rid: int) -> Any:
-        decoder = self.decoder
         while True:
             frames = self.receive()
-            try:
-                kind, mid, releases, returns = decoder.header(frames)
-            except ProtocolError as exc:
-                logger.warning("dropped a message: %s", exc)  # not ours: the reply may still come
-                continue
-            if releases or returns:
-                self.session.received(releases, returns)
+            kind, value = self.examine(rid, frames)
+            if kind == P.REPLY:
+                return value
             if kind == P.REQUEST:
-                self.serve(mid, frames)
-            elif mid != rid:
-                continue  # the late reply of a request this side stopped waiting for
-            elif kind == P.REPLY:
-                return decoder.body(frames)
-            elif kind == P.ERROR:
-                raise self.session.rebuild_exception(decoder.error(frames))
-            else:
-                raise ProtocolError("unexpected message kind %r on a channel" % kind)
+                self.serve(value, frames)
+
+    def examine(self, rid: int, frames: list[Any]) -> tuple[int | None, Any]:
+        """What a message means to a side waiting for reply ``rid``: ``(REPLY, value)``,
+        ``(REQUEST, its id)`` to serve, or ``(None, None)`` to go on waiting.
+
+        Raises:
+            Exception: the error the peer's ERROR reply describes.
+        """
+        decoder = self.decoder
+        try:
+            kind, mid, releases, returns = decoder.header(frames)
+        except ProtocolError as exc:
+            logger.warning("dropped a message: %s", exc)  # not ours: the reply may still come
+            return None, None
+        if releases or returns:
+            self.session.received(releases, returns)
+        if kind == P.REQUEST:
+            return kind, mid
+        if mid != rid:
+            return None, None  # the late reply of a request this side stopped waiting for
+        if kind == P.REPLY:
+            return kind, decoder.body(frames)
+        if kind == P.ERROR:
+            raise self.session.rebuild_exception(decoder.error(frames))
+        raise ProtocolError("unexpected message kind %r on a channel" % kind)
 
     def serve_one(self, frames: list[Any]) -> None:
         """Handle a message that arrived while this side was not waiting for a reply."""
@@ -427,6 +444,12 @@ class Channel:
 
     def serve(self, rid: int, frames: list[Any]) -> None:
         """Run one request of the peer and send its reply."""
+        result = self.run_request(rid, frames)
+        if result is not FAILED:
+            self.send_reply(rid, result)
+
+    def run_request(self, rid: int, frames: list[Any]) -> Any:
+        """Run one request of the peer; if it fails, send its error and return ``FAILED``."""
         session = self.session
         level = getattr(_serving, "level", 0)
         _serving.level = level + 1
@@ -434,16 +457,19 @@ class Channel:
             if level >= MAX_NESTING:
                 raise _too_deep(session)
             body = self.decoder.body(frames)
-            result = ops.apply(session, body[0], body[1], body[2:])
+            return ops.apply(session, body[0], body[1], body[2:])
         except BaseException as exc:
             self.send_error(rid, exc)
             if self.reraise_base_exceptions and not isinstance(exc, Exception):
                 raise
-            return
+            return FAILED
         finally:
             _serving.level = level
+
+    def send_reply(self, rid: int, result: Any) -> None:
+        """Send the reply to the peer's request ``rid`` (or the error of encoding it)."""
         try:
-            self.send(session.encode(self.encoder, P.REPLY, rid, lift_large(result)))
+            self.send(self.session.encode(self.encoder, P.REPLY, rid, lift_large(result)))
         except MVBridgeError as exc:  # cannot be encoded, or too large to send: say so
             self.send_error(rid, exc)
         except Exception as exc:
@@ -466,6 +492,8 @@ class Channel:
     def receive(self) -> list[Any]:
         return receive_message(self.socket)
 
+
+FAILED = object()  # run_request's answer when the request failed (its error is sent)
 
 _TRACEBACK_ENDS = 150  # lines kept at each end of a long traceback text
 
