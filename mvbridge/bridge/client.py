@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import logging
 import os
 import threading
@@ -23,7 +24,7 @@ import zmq
 
 from ..core import dists, hidden
 from ..core import protocol as P
-from ..core.peer import Channel, Session, receive_message
+from ..core.peer import FAILED, Channel, Session, receive_message
 from ..errors import (
     CallTimeoutError,
     MVBridgeError,
@@ -114,6 +115,22 @@ class HostChannel(Channel):
             self.deadline = chosen
             self.epoch = session.link.epoch
         return super().request(op, target, operands)
+
+    def serve(self, rid: int, frames: list[Any]) -> None:
+        result = self.run_request(rid, frames)
+        if result is FAILED:
+            return
+        if inspect.isawaitable(result):  # a coroutine callback, called from a worker thread
+            session = self.session
+            assert isinstance(session, HostSession)
+            try:
+                result = session.await_callback(result)
+            except BaseException as exc:
+                self.send_error(rid, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+        self.send_reply(rid, result)
 
     def send(self, frames: list[Any]) -> None:
         session = self.session
@@ -422,6 +439,30 @@ class HostSession(Session):
             pass  # the session is closing
         finally:
             socket.close(linger=0)
+
+    def await_callback(self, awaitable: Any) -> Any:
+        """The result of a coroutine callback served outside an awaited call's channel (a
+        worker library's own thread called it): on the event loop whose awaits use this
+        session, else on a loop of its own."""
+        import asyncio
+
+        async def result() -> Any:
+            return await awaitable
+
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for loop in list(self.async_pools):
+            if loop is not here and loop.is_running():
+                return asyncio.run_coroutine_threadsafe(result(), loop).result()
+        if here is not None:
+            raise MVBridgeError(
+                f"a coroutine callback of env {self.env_name!r} was called during a blocking "
+                "call made on the event loop's own thread, which cannot run it; await the "
+                "call instead: await mvbridge.aio(proxy).method(...)"
+            )
+        return asyncio.run(result())
 
     def reverse_threads(self) -> int:
         """Host threads serving reverse channels now."""

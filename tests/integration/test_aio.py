@@ -150,6 +150,30 @@ def test_coroutine_callbacks_are_awaited_on_the_loop(any_env, demo):
     run(main())
 
 
+def test_a_coroutine_callback_from_a_library_thread_is_awaited_too(any_env, demo):
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        async def triple(x):
+            assert asyncio.get_running_loop() is loop  # the awaits' own loop
+            await asyncio.sleep(0)
+            return 3 * x
+
+        # The worker calls it from a thread of its own: a reverse channel, served by a host
+        # thread, which hands the coroutine to the loop.
+        assert await mvbridge.aio(demo).call_in_thread(triple, 5) == 15
+
+    run(main())
+
+
+def test_a_coroutine_callback_of_a_plain_call_runs_on_a_loop_of_its_own(demo):
+    async def triple(x):
+        await asyncio.sleep(0)
+        return 3 * x
+
+    assert demo.call_in_thread(triple, 7) == 21  # no event loop anywhere: one is made for it
+
+
 # -- cancellation and deadlines ---------------------------------------------------------------
 def test_cancelled_and_timed_out_awaits_leak_nothing(any_env, demo):
     demo.add(1, 1)
