@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 from ..core import protocol as P
-from ..core.remote import RemoteAttribute, RemoteObject
+from ..core.remote import ReadAhead, RemoteAttribute, RemoteObject, read_ahead
 from .aio_channel import off_loop
 from .client import HostSession
 from .proxy import RemoteModule
@@ -126,16 +126,14 @@ class AsyncView:
 class AsyncBatchIterator:
     """``async for`` over a remote iterable: items in growing batches (1, 4, 16 ... 1024)."""
 
-    __slots__ = ("_batch", "_buffer", "_done", "_local", "_remote", "_session", "_view")
+    __slots__ = ("_local", "_remote", "_session", "_state", "_view")
 
     def __init__(self, view: AsyncView) -> None:
         self._view = view
         self._remote: Any = None
         self._session: HostSession | None = None
         self._local: Any = None  # the iterator of a value that came by value
-        self._buffer: list[Any] = []
-        self._batch = 1
-        self._done = False
+        self._state: ReadAhead | None = None  # the remote iterator's, shared with sync readers
 
     def __aiter__(self) -> AsyncBatchIterator:
         return self
@@ -148,18 +146,16 @@ class AsyncBatchIterator:
                 return next(self._local)
             except StopIteration:
                 raise StopAsyncIteration from None
-        if not self._buffer:
-            if self._done:
+        state = self._state
+        assert state is not None
+        assert self._session is not None
+        if not state.buffer:
+            if state.done:
                 raise StopAsyncIteration
-            assert self._session is not None
-            items, self._done = await self._session.arequest(P.OP_NEXT, self._remote, self._batch)
-            self._batch = min(self._batch * 4, 1024)
-            if not items:
-                self._done = True
+            state.fill(*await self._session.arequest(P.OP_NEXT, self._remote, state.batch))
+            if not state.buffer:
                 raise StopAsyncIteration
-            items.reverse()
-            self._buffer = items
-        return self._buffer.pop()
+        return state.buffer.pop()
 
     async def _start(self) -> None:
         iterable = await self._view._mvb_value()
@@ -171,6 +167,7 @@ class AsyncBatchIterator:
         remote = await session.arequest(P.OP_SPECIAL, holder, "__iter__", [])
         if isinstance(remote, RemoteObject):
             self._session, self._remote = session, remote
+            self._state = read_ahead(remote)
         else:
             self._local = iter(remote)
 

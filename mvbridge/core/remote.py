@@ -288,15 +288,20 @@ def _iter(self: RemoteObject) -> Iterator[Any]:
         return iter(remote)
     if not remote._mvb_session.reads_ahead:
         return remote  # item by item: the owner may go on reading it (take(3, it), then it)
-    # One read-ahead per remote iterator: items fetched ahead stay with the iterator, so
-    # iter(it) again (islice(it, 3) twice, a for loop after next()) loses none of them.
+    return BatchIterator(remote, read_ahead(remote))
+
+
+def read_ahead(remote: RemoteObject) -> ReadAhead:
+    """The read-ahead of a remote iterator, shared by every reader of it (sync or awaited):
+    items fetched ahead stay with the iterator, so iter(it) again (islice(it, 3) twice, a for
+    loop after next()) loses none of them."""
     state = remote._mvb_batches
     if state is None:
         state = ReadAhead()
         object.__setattr__(remote, "_mvb_batches", state)
     elif not state.buffer:
         state.done = False  # ask again: an iterator may go on (seekable, a file)
-    return BatchIterator(remote, state)
+    return state
 
 
 def _next(self: RemoteObject) -> Any:
@@ -456,6 +461,13 @@ class ReadAhead:
         self.batch = 1
         self.done = False
 
+    def fill(self, items: list[Any], done: bool) -> None:
+        """Take in an OP_NEXT reply; the next batch is four times larger (up to 1024)."""
+        self.done = done or not items
+        self.batch = min(self.batch * 4, 1024)
+        items.reverse()
+        self.buffer = items
+
 
 class BatchIterator:
     """Iterates a remote iterator, fetching items in growing batches (1, 4, 16 ... 1024)."""
@@ -475,13 +487,9 @@ class BatchIterator:
             if state.done:
                 raise StopIteration
             remote = self._remote
-            items, state.done = remote._mvb_session.request(P.OP_NEXT, remote, state.batch)
-            state.batch = min(state.batch * 4, 1024)
-            if not items:
-                state.done = True
+            state.fill(*remote._mvb_session.request(P.OP_NEXT, remote, state.batch))
+            if not state.buffer:
                 raise StopIteration
-            items.reverse()
-            state.buffer = items
         return state.buffer.pop()
 
 

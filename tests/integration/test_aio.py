@@ -174,6 +174,22 @@ def test_a_coroutine_callback_of_a_plain_call_runs_on_a_loop_of_its_own(demo):
     assert demo.call_in_thread(triple, 7) == 21  # no event loop anywhere: one is made for it
 
 
+def test_items_an_async_for_read_ahead_stay_with_the_iterator(demo):
+    it = demo.countdown(8)
+
+    async def main():
+        seen = []
+        async for item in mvbridge.aio(it):  # batches of 1, then 4: 7, 6, 5, 4 wait
+            seen.append(item)
+            if len(seen) == 2:
+                break
+        return seen
+
+    assert run(main()) == [8, 7]
+    assert next(it) == 6  # what the async reader fetched ahead comes first
+    assert list(it) == [5, 4, 3, 2, 1]
+
+
 # -- cancellation and deadlines ---------------------------------------------------------------
 def test_cancelled_and_timed_out_awaits_leak_nothing(any_env, demo):
     demo.add(1, 1)
