@@ -174,33 +174,44 @@ def run_command(
     try:
         done = _run(command, ticking)
     except subprocess.TimeoutExpired as exc:
-        raise EnvBuildError(
+        raise step_error(
             f"env {env_name!r}: {command[0]} took over {BUILD_TIMEOUT:.0f} s and was stopped "
             f"(set MVBRIDGE_BUILD_TIMEOUT to allow longer): {' '.join(command)}",
-            env=env_name,
-            command=" ".join(command),
-            returncode=None,
-            output_tail="",
+            command,
+            env_name,
         ) from exc
     except OSError as exc:
-        raise EnvBuildError(
-            f"env {env_name!r}: could not run {command[0]}: {exc}",
-            env=env_name,
-            command=" ".join(command),
-            returncode=None,
-            output_tail="",
+        raise step_error(
+            f"env {env_name!r}: could not run {command[0]}: {exc}", command, env_name
         ) from exc
     if done.returncode != 0:
         output = failure_summary(done.stderr.strip() or done.stdout.strip())
-        raise EnvBuildError(
+        raise step_error(
             f"env {env_name!r}: the installer failed (exit code {done.returncode}):\n{output}\n"
             f"command: {' '.join(command)}",
-            env=env_name,
-            command=" ".join(command),
-            returncode=done.returncode,
-            output_tail=output,
+            command,
+            env_name,
+            done.returncode,
+            output,
         )
     return done.stdout
+
+
+def step_error(
+    message: str,
+    command: list[str],
+    env: str | None = None,
+    returncode: int | None = None,
+    output_tail: str = "",
+) -> EnvBuildError:
+    """The error of a build or resolve step that ran ``command`` (or could not)."""
+    return EnvBuildError(
+        message,
+        env=env,
+        command=" ".join(command),
+        returncode=returncode,
+        output_tail=output_tail,
+    )
 
 
 def _run(command: list[str], ticking: Callable[[float], None] | None) -> Any:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bridge.envs import find_interpreter
-from ..bridge.installers import BUILD_TIMEOUT, find_uv, pip_wheel
+from ..bridge.installers import BUILD_TIMEOUT, find_uv, pip_wheel, step_error
 from ..bridge.runtime import interpreter_facts
 from ..errors import EnvBuildError, WorkerStartError
 
@@ -221,31 +221,21 @@ def _run(command: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
             timeout=BUILD_TIMEOUT,
         )
     except subprocess.TimeoutExpired as exc:
-        raise EnvBuildError(
+        raise step_error(
             f"{Path(command[0]).name} took over {BUILD_TIMEOUT:.0f} s to resolve and was stopped "
             f"(set MVBRIDGE_BUILD_TIMEOUT to allow longer): {' '.join(command)}",
-            env=None,
-            command=" ".join(command),
-            returncode=None,
-            output_tail="",
+            command,
         ) from exc
     except OSError as exc:
-        raise EnvBuildError(
-            f"could not run {command[0]}: {exc}",
-            env=None,
-            command=" ".join(command),
-            returncode=None,
-            output_tail="",
-        ) from exc
+        raise step_error(f"could not run {command[0]}: {exc}", command) from exc
 
 
 def _failure(command: list[str], returncode: int, output: str) -> EnvBuildError:
     tail = output[-3000:]
-    return EnvBuildError(
+    return step_error(
         f"the resolver failed (exit code {returncode}), not for a conflict:\n{tail}\n"
         f"command: {' '.join(command)}",
-        env=None,
-        command=" ".join(command),
+        command,
         returncode=returncode,
         output_tail=tail,
     )
