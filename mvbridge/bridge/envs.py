@@ -249,7 +249,7 @@ def ensure_env(
         record = read_record(location)  # another process may have built it meanwhile
         if record is not None and record.spec_hash == wanted and _satisfies(record, pins):
             return record
-        requirements = _pinned(list(spec.requirements), pins) if pins else list(spec.requirements)
+        requirements = _pinned(spec, pins)
         missing = None if checked else wheels.missing_wheels(facts.path, requirements)
         if missing and not spec.allow_build:
             raise wheels.no_wheel_error(spec.name, facts.minor, missing, requirements)
@@ -275,7 +275,7 @@ def _auto_facts(
             facts = None
         if facts is not None and spec_hash(spec, facts) == record.spec_hash:
             return facts
-    requirements = _pinned(list(spec.requirements), pins) if pins else list(spec.requirements)
+    requirements = _pinned(spec, pins)
     return interpreter_facts(
         wheels.auto_interpreter(spec.name, requirements, spec.allow_build, say)
     )
@@ -298,9 +298,7 @@ def _build(
         say(f"env {spec.name!r}: creating a Python {facts.minor} virtualenv with {installer.name}")
         shutil.rmtree(staging)  # the creators want to make the folder themselves
         run_command(spec.name, installer.create(facts.path, staging))
-        requirements = list(spec.requirements)
-        if pins:
-            requirements = _pinned(requirements, pins)
+        requirements = _pinned(spec, pins)
         say(f"env {spec.name!r}: installing {', '.join(spec.requirements)}")
         ticking = _ticker(spec.name, say) if compiles else None
         run_command(spec.name, installer.install(env_python(staging), requirements), ticking)
@@ -339,10 +337,12 @@ def _ticker(env_name: str, say: Progress) -> Callable[[float], None]:
     return tick
 
 
-def _pinned(requirements: list[str], pins: dict[str, str]) -> list[str]:
-    """The requirements plus ``name==version`` for every locked distribution (``pins`` holds
-    no local distributions: their paths stay in the requirements)."""
-    return [*requirements, *(f"{name}=={version}" for name, version in sorted(pins.items()))]
+def _pinned(spec: EnvSpec, pins: dict[str, str] | None) -> list[str]:
+    """The requirements to install: the spec's, plus ``name==version`` for every locked
+    distribution (``pins`` holds no local distributions: their paths stay in the
+    requirements)."""
+    pinned = (f"{name}=={version}" for name, version in sorted((pins or {}).items()))
+    return [*spec.requirements, *pinned]
 
 
 def _discover(env_name: str, python: Path) -> dict:
