@@ -85,6 +85,15 @@ def make_venv(path: Path, python: str, packages: list[str] | None = None) -> str
     return interpreter
 
 
+def own_site_dirs() -> list[str]:
+    """The site-packages folders this test run imports from, in order.
+
+    A venv's own, and its base interpreter's too when it was made with system site packages;
+    ``sysconfig``'s purelib names only the first.
+    """
+    return [entry for entry in sys.path if entry.endswith(("site-packages", "dist-packages"))]
+
+
 def site_packages(interpreter: str) -> Path:
     done = subprocess.run(
         [interpreter, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

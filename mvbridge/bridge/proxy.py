@@ -33,6 +33,8 @@ _MODULE_LOCAL = _LOCAL_MISSING | {
 class RemoteModule(types.ModuleType):
     """A module of an env's worker, used as if it were imported here."""
 
+    _mvb_remote = True  # names.find: not this side's module
+
     def __init__(self, env: Env, name: str, listing: dict[str, Any]) -> None:
         super().__init__(name, listing.get("doc"))
         state = self.__dict__

@@ -16,11 +16,11 @@ subclasses included.
 from __future__ import annotations
 
 import builtins
-import importlib
 import threading
 from typing import Any
 
 from ..errors import RemoteError
+from . import names
 
 _made: dict[tuple[str, str, str], type] = {}  # (origin, module, qualname) -> class
 _lock = threading.Lock()
@@ -50,10 +50,8 @@ def local_class(module: str, qualname: str) -> type | None:
         found = getattr(builtins, qualname, None)
         return found if is_exception_class(found) else None
     try:
-        target: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except Exception:
+        target = names.find(module, qualname)
+    except LookupError:
         return None
     return target if is_exception_class(target) and not is_made(target) else None
 

@@ -68,8 +68,31 @@ def _lookup(target: Any, qualname: str) -> Any:
     if target is None:
         raise LookupError("module not imported")
     for part in qualname.split("."):
+        _refuse_remote(target)
         target = getattr(target, part)
     return target
+
+
+def _refuse_remote(target: Any) -> None:
+    # A proxy (a module of the peer put in sys.modules by an import hook, say) is not this
+    # side's object, and a name looked up on it asks the peer, whose reply may name the same
+    # object again: the decoder would recurse until the stack overflows.
+    if getattr(type(target), "_mvb_remote", False) is True:
+        raise LookupError("%r stands for an object of the other side" % type(target).__name__)
+
+
+def find(module: str, qualname: str) -> Any:
+    """This side's own object ``module.qualname``, importing its module if need be.
+
+    Raises:
+        LookupError: there is no such object here (proxies of the peer's do not count).
+    """
+    try:
+        found = _lookup(_import(module), qualname)
+    except Exception as exc:
+        raise LookupError("%s.%s: %s" % (module, qualname, exc)) from None
+    _refuse_remote(found)
+    return found
 
 
 def resolve(spec: list[Any]) -> Any:
@@ -83,10 +106,7 @@ def resolve(spec: list[Any]) -> Any:
         from . import arrays
 
         return arrays.dtype_from_wire(spec[1])
-    try:
-        owner = _lookup(_import(spec[1]), spec[2])
-    except Exception as exc:
-        raise LookupError("%s.%s: %s" % (spec[1], spec[2], exc)) from None
+    owner = find(spec[1], spec[2])
     if kind == "enum":
         return owner[spec[3]]
     return owner

@@ -125,6 +125,7 @@ class RemoteObject:
         "_mvb_session",
         "_mvb_type",
     )
+    _mvb_remote = True  # names.find: not this side's object (a class attribute, no round trip)
 
     _mvb_session: Session
     _mvb_oid: int | None

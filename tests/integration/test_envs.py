@@ -14,7 +14,14 @@ import pytest
 from mvbridge.bridge.envs import ensure_env, read_record
 from mvbridge.config import EnvSpec
 from mvbridge.errors import EnvBuildError
-from tests.helpers import build_wheel, require_python, run_cli, run_python, write_config
+from tests.helpers import (
+    build_wheel,
+    own_site_dirs,
+    require_python,
+    run_cli,
+    run_python,
+    write_config,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -273,8 +280,6 @@ def test_config_in_pyproject_works_like_mvbridge_toml(tmp_path, wheels):
 @pytest.mark.timeout(300)
 def test_the_pip_path_works_when_the_hosts_pip_has_dropped_the_envs_python(tmp_path, wheels):
     """pip 26 supports Python 3.10 and newer only; a 3.8 env must still build without uv."""
-    import sysconfig
-
     require_python("3.8")
     host = tmp_path / "host"
     subprocess.run([sys.executable, "-m", "venv", str(host)], check=True, timeout=120)
@@ -289,9 +294,9 @@ def test_the_pip_path_works_when_the_hosts_pip_has_dropped_the_envs_python(tmp_p
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout.strip()  # fmt: skip
-    ours = sysconfig.get_paths()["purelib"]
     repo = pathlib.Path(__file__).resolve().parents[2]
-    pathlib.Path(site, "mvbridge-tests.pth").write_text(f"{repo}\n{ours}\n")
+    lines = [str(repo), *own_site_dirs()]
+    pathlib.Path(site, "mvbridge-tests.pth").write_text("".join(line + "\n" for line in lines))
     project = tmp_path / "project"
     write_config(project, f'[envs.old]\nrequirements = ["{wheels["thing1"]}"]\npython = "3.8"\n')
     done = subprocess.run(

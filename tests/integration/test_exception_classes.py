@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import mvbridge
@@ -88,3 +91,36 @@ def _raise_keyboard_interrupt():
 def test_a_remote_keyboard_interrupt_is_never_raised_as_one(any_env):
     with pytest.raises(mvbridge.RemoteError, match="KeyboardInterrupt"):
         any_env.call(_raise_keyboard_interrupt)
+
+
+_PROXY_IN_SYS_MODULES = """
+import sys
+import mvbridge
+
+# Deep enough that looking the class up on the proxy, which asks the worker, whose reply names
+# the class again, overflows the C stack (a segfault in CI) instead of ending in RecursionError.
+sys.setrecursionlimit(1_000_000)
+with mvbridge.Env("proxied", interpreter=sys.argv[1]) as env:
+    demo = env.import_module("mvb_demo")
+    sys.modules["mvb_demo"] = demo  # as an import hook that gives proxies does
+    cls = demo.ParseError
+    assert isinstance(cls, type) and issubclass(cls, mvbridge.RemoteError), cls
+    try:
+        demo.parse("plain")
+    except cls:
+        pass
+    assert demo.identity(demo.DeepParseError) is demo.DeepParseError
+print("ok")
+"""
+
+
+def test_a_proxy_module_in_sys_modules_is_not_taken_for_the_hosts_own(py_v1, tmp_path):
+    # Finding the host's own class of a name must never look it up on a proxy.
+    done = subprocess.run(
+        [sys.executable, "-c", _PROXY_IN_SYS_MODULES, py_v1],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr[-3000:]

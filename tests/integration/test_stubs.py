@@ -6,14 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 import mvbridge
 from mvbridge.bridge import stubs
-from tests.helpers import make_venv
+from tests.helpers import make_venv, own_site_dirs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -124,11 +123,9 @@ def checker_venv(stub_dir, tmp_path_factory):
         text=True,
         check=True,
     ).stdout.strip()
-    host_site = sysconfig.get_paths()["purelib"]
     package_parent = Path(mvbridge.__file__).parents[1]
-    Path(site, "mvbridge-test.pth").write_text(
-        f"{stub_dir.parent}\n{host_site}\n{package_parent}\n"
-    )
+    lines = [str(stub_dir.parent), *own_site_dirs(), str(package_parent)]
+    Path(site, "mvbridge-test.pth").write_text("".join(line + "\n" for line in lines))
     project = folder.parent / "project"
     project.mkdir()
     (project / "use.py").write_text(USE)

@@ -1,5 +1,12 @@
 """Runs doctests found in an env (``native_doctests.py``) in the host, through proxies.
 
+``python -m tests.transparency.bridged ENV_PYTHON TOPS INPUT`` runs, in a host venv that has
+mvbridge and nothing of the library (``dists.version_of`` of each top-level name is reported,
+so the test can check), the packages in the JSON file INPUT as ``native_doctests`` found them,
+and prints the outcomes as JSON. A fresh host of its own, because the test's own interpreter
+may have the very version of a library installed (CI's does: hypothesis brings
+sortedcontainers), and then its objects would cross by value and not test the proxies.
+
 The host cannot import the library: each test's globals are the proxies of the module's own
 globals that its examples name, and ``import toolz`` / ``from dateutil import tz`` inside an
 example find the env's module proxies (``ProxyImports``), as ``from mvbridge import toolz``
@@ -12,11 +19,13 @@ import dataclasses
 import doctest
 import importlib.abc
 import importlib.machinery
+import json
 import sys
 import traceback
 from typing import Any
 
 import mvbridge
+from mvbridge.core import dists
 
 from .native_doctests import OPTIONFLAGS
 
@@ -134,3 +143,21 @@ def run_package(env: mvbridge.Env, package: dict[str, Any], tops: list[str]) -> 
                     Outcome(data["name"], index, example.source, example.want, *native, status, got)
                 )
     return outcomes
+
+
+def main(argv: list[str]) -> None:
+    interpreter, tops, source = argv[0], argv[1].split(","), argv[2]
+    with open(source) as file:
+        packages = json.load(file)
+    versions = {top: dists.version_of(top) for top in tops}
+    outcomes = []
+    with mvbridge.Env("transparency", interpreter=interpreter) as env:
+        for package in packages:
+            outcomes += run_package(env, package, tops)
+    json.dump(
+        {"versions": versions, "outcomes": [dataclasses.asdict(o) for o in outcomes]}, sys.stdout
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

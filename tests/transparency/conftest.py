@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import mvbridge
 from tests.helpers import make_venv
 
 from .libraries import LIBRARIES, SHARE_REQUIRED
 
 NATIVE = Path(__file__).with_name("native_doctests.py")
+ROOT = Path(__file__).parents[2]
 
 # Per library: (examples found, native passes, bridged passes, [failure lines]); filled by the
 # tests, written to REPORT_FILE and shown in the terminal summary.
@@ -42,10 +42,25 @@ def native_doctests(py_transparency: str) -> dict[str, dict]:
     return {found["package"]: found for found in json.loads(done.stdout)["packages"]}
 
 
-@pytest.fixture(scope="module")
-def transparency_env(py_transparency: str):
-    with mvbridge.Env("transparency", interpreter=py_transparency) as env:
-        yield env
+@pytest.fixture(scope="session")
+def py_clean_host(venvs: Path) -> str:
+    """The host's Python with mvbridge (this checkout, editable) and its dependencies only."""
+    return make_venv(venvs / "clean-host", sys.executable, ["-e", str(ROOT)])
+
+
+def run_bridged(host: str, env_python: str, packages: list[dict], tops: list[str], folder: Path):
+    """``bridged.main`` in ``host``: the host's versions of ``tops``, and every outcome."""
+    source = folder / "doctests.json"
+    source.write_text(json.dumps(packages))
+    done = subprocess.run(
+        [host, "-m", "tests.transparency.bridged", env_python, ",".join(tops), str(source)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    return json.loads(done.stdout)
 
 
 def record(name: str, found: int, native: int, bridged: int, lines: list[str], folder: Path) -> str:

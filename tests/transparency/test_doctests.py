@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from mvbridge.core import dists
-
 from . import conftest
-from .bridged import run_package
+from .bridged import Outcome
 from .libraries import KNOWN_FAILURES, LIBRARIES, SHARE_REQUIRED
 
 pytestmark = [pytest.mark.transparency, pytest.mark.timeout(300)]
@@ -21,15 +19,17 @@ pytestmark = [pytest.mark.transparency, pytest.mark.timeout(300)]
 
 @pytest.mark.parametrize("library", LIBRARIES, ids=lambda lib: lib.name)
 def test_library_doctests_pass_through_proxies(
-    library, native_doctests, transparency_env, tmp_path_factory
+    library, native_doctests, py_transparency, py_clean_host, tmp_path, tmp_path_factory
 ):
+    packages = [native_doctests[package] for package in library.packages]
+    ran = conftest.run_bridged(
+        py_clean_host, py_transparency, packages, list(library.tops), tmp_path
+    )
     pinned = library.requirement.partition("==")[2]
-    for top in library.tops:
+    for top, version in ran["versions"].items():
         # Otherwise its objects could cross by value, and this would not test the proxies.
-        assert dists.version_of(top) != pinned, f"the host has {library.requirement} itself"
-    outcomes = []
-    for package in library.packages:
-        outcomes += run_package(transparency_env, native_doctests[package], list(library.tops))
+        assert version != pinned, f"the host has {library.requirement} itself ({top})"
+    outcomes = [Outcome(**outcome) for outcome in ran["outcomes"]]
     counted = [o for o in outcomes if o.native == "passed"]
     failed = [o for o in counted if o.bridged != "passed"]
     unexplained = [o for o in failed if (o.test, o.source.strip()) not in KNOWN_FAILURES]
