@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config import EnvSpec, is_local_requirement
 from ..errors import EnvBuildError, WorkerStartError
 from . import wheels
+from .downloads import DownloadReporter
 from .installers import BUILD_TIMEOUT, Installer, choose_installer, run_command
 from .locks import file_lock, replace_dir
 from .runtime import InterpreterFacts, cache_dir, interpreter_facts
@@ -301,7 +302,12 @@ def _build(
         requirements = _pinned(spec, pins)
         say(f"env {spec.name!r}: installing {', '.join(spec.requirements)}")
         ticking = _ticker(spec.name, say) if compiles else None
-        run_command(spec.name, installer.install(env_python(staging), requirements), ticking)
+        run_command(
+            spec.name,
+            installer.install(env_python(staging), requirements),
+            ticking,
+            DownloadReporter(spec.name, say),
+        )
         found = _discover(spec.name, env_python(staging))
         listed, local = _listed(spec, found["dists"])
         modules = (

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,15 +165,19 @@ TICK_SECONDS = 30.0  # how often a long build says it is still going
 
 
 def run_command(
-    env_name: str, command: list[str], ticking: Callable[[float], None] | None = None
+    env_name: str,
+    command: list[str],
+    ticking: Callable[[float], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> str:
     """Run one build step; its stdout, or ``EnvBuildError`` with the installer's own words.
 
     ``ticking`` is told the elapsed seconds every ``TICK_SECONDS`` while the step runs (a
-    build from source), so a long compile is never silent.
+    build from source), so a long compile is never silent; ``on_line`` gets each line of its
+    output as it comes (download sizes, ``downloads.DownloadReporter``).
     """
     try:
-        done = _run(command, ticking)
+        done = _run(command, ticking, on_line)
     except subprocess.TimeoutExpired as exc:
         raise step_error(
             f"env {env_name!r}: {command[0]} took over {BUILD_TIMEOUT:.0f} s and was stopped "
@@ -214,8 +219,12 @@ def step_error(
     )
 
 
-def _run(command: list[str], ticking: Callable[[float], None] | None) -> Any:
-    if ticking is None:
+def _run(
+    command: list[str],
+    ticking: Callable[[float], None] | None,
+    on_line: Callable[[str], None] | None,
+) -> Any:
+    if ticking is None and on_line is None:
         return subprocess.run(
             command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL
         )
@@ -226,21 +235,44 @@ def _run(command: list[str], ticking: Callable[[float], None] | None) -> Any:
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        errors="replace",  # a compiler's output is not always valid UTF-8
     ) as process:
+        out: list[str] = []
+        err: list[str] = []
+        readers = [
+            threading.Thread(target=_read, args=(stream, kept, on_line), daemon=True)
+            for stream, kept in ((process.stdout, out), (process.stderr, err))
+        ]
+        for reader in readers:
+            reader.start()
         try:
             while True:
-                left = BUILD_TIMEOUT - (time.monotonic() - started)
+                elapsed = time.monotonic() - started
+                if elapsed >= BUILD_TIMEOUT:
+                    raise subprocess.TimeoutExpired(command, BUILD_TIMEOUT)
                 try:
-                    out, err = process.communicate(timeout=max(0.1, min(TICK_SECONDS, left)))
+                    process.wait(timeout=min(TICK_SECONDS, BUILD_TIMEOUT - elapsed))
                     break
                 except subprocess.TimeoutExpired:
-                    if time.monotonic() - started >= BUILD_TIMEOUT:
-                        raise
-                    ticking(time.monotonic() - started)
+                    if ticking is not None:
+                        ticking(time.monotonic() - started)
         except BaseException:
             process.kill()  # never wait out a long compile for a failed progress line
             raise
-    return subprocess.CompletedProcess(command, process.returncode, out, err)
+        for reader in readers:
+            # A build backend's stray child could hold a pipe open after the installer exits.
+            reader.join(timeout=10.0)
+    return subprocess.CompletedProcess(command, process.returncode, "".join(out), "".join(err))
+
+
+def _read(stream: Any, kept: list[str], on_line: Callable[[str], None] | None) -> None:
+    for line in stream:
+        kept.append(line)
+        if on_line is not None:
+            try:
+                on_line(line.rstrip("\n"))
+            except Exception:  # a progress display must not lose the installer's output
+                pass
 
 
 # Where uv ("Failed to build") and pip ("subprocess-exited-with-error") start a build's story.

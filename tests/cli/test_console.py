@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -68,3 +69,14 @@ def test_sync_off_a_terminal_prints_lines(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "mvbridge: env 'quick': installing six==1.16.0" in done.stderr
     assert "\x1b[" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sync_says_what_it_downloads_and_how_much(tmp_path):
+    # A cold uv cache: the wheel must come from the registry, and uv reports its size.
+    write_config(tmp_path, '[envs.big]\nrequirements = ["numpy==2.2.6"]\n')
+    done = run_cli(["sync", "--no-stubs"], tmp_path, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stderr.splitlines() if "downloading" in line)
+    assert re.fullmatch(r"mvbridge: env 'big': downloading numpy \(\d+\.\d MiB\)", line), line
