@@ -31,11 +31,6 @@ from typing import Any
 
 from .errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 CONFIG_NAME = "mvbridge.toml"
 ENV_KEYS = {
     "requirements",
@@ -132,7 +127,17 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
+def _toml() -> Any:
+    # Imported on first use: a script that names its env's interpreter reads no config.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib
+
+
 def _has_tool_table(pyproject: Path) -> bool:
+    tomllib = _toml()
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
@@ -149,6 +154,7 @@ def load_config(path: Path | None = None) -> Config | None:
     path = path or find_config()
     if path is None:
         return None
+    tomllib = _toml()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import logging
 import os
 import threading
@@ -120,6 +119,8 @@ class HostChannel(Channel):
         result = self.run_request(rid, frames)
         if result is FAILED:
             return
+        import inspect
+
         if inspect.isawaitable(result):  # a coroutine callback, called from a worker thread
             session = self.session
             assert isinstance(session, HostSession)

@@ -6,29 +6,28 @@ Internal module; ``Env``, ``env()`` and ``shutdown()`` are public through ``mvbr
 from __future__ import annotations
 
 import enum
-import inspect
 import logging
 import os
-import textwrap
+import shutil
 import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import EnvSpec, resolve_requirement
 from ..core import protocol as P
-from ..core.codec import ByValue
 from ..errors import ConfigError, MVBridgeError, SerializationError
-from .aio_channel import off_loop
-from .client import HostSession, WorkerModuleName
-from .envs import EnvRecord, adhoc_location, ensure_env, stderr_progress
-from .keys import client_keys
-from .local_link import LocalLink
-from .proxy import RemoteModule
 from .runtime import ensure_runtime, interpreter_facts
-from .service_link import ServiceLink
+
+# Imported where used: a script's first call through a local worker pays only for what it uses
+# (asyncio, the env builder and the service client cost more than the rest of the host half),
+# and pays for pyzmq and the codec while its worker boots (``_spawn``).
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import HostSession
+    from .envs import EnvRecord
+    from .proxy import RemoteModule
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +173,11 @@ class Env:
             allow_build=allow_build,
             async_pool=async_pool,
         )
-        self.location: Path | None = adhoc_location(self.spec) if requirements else None
+        self.location: Path | None = None
+        if requirements:
+            from .envs import adhoc_location
+
+            self.location = adhoc_location(self.spec)
         self.pins: dict[str, str] | None = None
         self.record: EnvRecord | None = None
         self.address = address
@@ -246,6 +249,8 @@ class Env:
         if self.interpreter is not None:
             return self.interpreter
         assert self.location is not None
+        from .envs import ensure_env, stderr_progress
+
         self.record = ensure_env(
             self.spec, self.location, progress or stderr_progress, self.pins, installer
         )
@@ -282,6 +287,8 @@ class Env:
         session = self._session
         if session is not None and session.link.fast and session.alive_nowait():
             return session
+        from .aio_channel import off_loop
+
         return await off_loop(self.session)
 
     def current_session(self) -> HostSession | None:
@@ -292,7 +299,18 @@ class Env:
             return self._connect(self.address)
         interpreter = self._worker_interpreter()
         runtime = ensure_runtime(interpreter_facts(interpreter))
-        link = LocalLink(self.name, interpreter, runtime)
+        from .supervisor import start_local
+
+        process, ipc_dir = start_local(self.name, interpreter, runtime)
+        try:
+            from .client import HostSession
+            from .local_link import LocalLink
+
+            link = LocalLink(self.name, interpreter, process, ipc_dir)
+        except BaseException:
+            process.stop()
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+            raise
         return HostSession(
             self.name,
             link,
@@ -303,8 +321,13 @@ class Env:
         )
 
     def _connect(self, address: str) -> HostSession:
+        from .keys import client_keys
+        from .service_link import ServiceLink
+
         server_key = self.server_key or os.environ.get("MVBRIDGE_SERVER_KEY") or None
         client_key = self.client_key or os.environ.get("MVBRIDGE_CLIENT_KEY") or None
+        from .client import HostSession
+
         link = ServiceLink(
             self.name,
             address,
@@ -343,6 +366,8 @@ class Env:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        from .aio_channel import off_loop
+
         await off_loop(self.shutdown)
 
     def __repr__(self) -> str:
@@ -362,6 +387,8 @@ class Env:
         listing = self.request(P.OP_IMPORT, None, name)
         module = self._modules.get(name)
         if module is None:
+            from .proxy import RemoteModule
+
             module = self._modules[name] = RemoteModule(self, name, listing)
         else:
             module._mvb_listed(listing)
@@ -430,6 +457,9 @@ def _call_request(
     """The request that runs ``fn(*args, **kwargs)`` in ``session``'s worker: ``fn`` pickled
     (cloudpickle ships code between equal Pythons; otherwise fn is importable there), or as
     source code."""
+    from ..core.codec import ByValue
+    from .client import WorkerModuleName
+
     module = getattr(fn, "__module__", None)
     if module is None:  # a builtin method: its owner's module (datetime.date.fromisoformat)
         owner = getattr(fn, "__self__", None)
@@ -458,6 +488,9 @@ def _function_source(fn: Any, peer_python: str) -> tuple[str, str, list[Any], di
         why = "it is a closure"
     source = ""
     if why is None:
+        import inspect
+        import textwrap
+
         try:
             source = textwrap.dedent(inspect.getsource(fn))
         except (OSError, TypeError):

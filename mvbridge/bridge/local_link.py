@@ -1,6 +1,7 @@
 """A session with a worker process of ours, over ipc sockets in a private folder.
 
-Internal. The folder is made by ``mkdtemp`` (mode 0700), so only this user connects. Each host
+Internal. ``supervisor.start_local`` starts the worker and makes the folder (``mkdtemp``, mode
+0700, so only this user connects). Each host
 thread's channel is a direct socket pair (no thread in between, which the local figures of
 ``bench/`` depend on); reverse channels arrive on one ROUTER served by a ``mux.Mux``, started
 only once the worker has been given a host object. The worker's liveness is its process.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,14 +29,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class LocalLink(Link):
-    """Starts a worker with ``interpreter`` on ``runtime`` and links to it."""
+    """Links to a worker started by ``supervisor.start_local`` in ``ipc_dir``."""
 
-    def __init__(self, env_name: str, interpreter: str, runtime: Path) -> None:
+    def __init__(
+        self, env_name: str, interpreter: str, process: WorkerProcess, ipc_dir: Path
+    ) -> None:
         from .client import context
 
         self.env_name = env_name
         self.interpreter = interpreter
-        self.ipc_dir = Path(tempfile.mkdtemp(prefix="mvb-"))
+        self.ipc_dir = ipc_dir
         self.address = f"ipc://{self.ipc_dir}/ctl"
         self._callbacks = f"ipc://{self.ipc_dir}/cb"
         self._context = context()
@@ -44,23 +46,7 @@ class LocalLink(Link):
         self._mux_lock = threading.Lock()
         self._session: HostSession | None = None
         self._closed = False
-        try:
-            self.process = WorkerProcess(
-                env_name,
-                interpreter,
-                runtime,
-                [
-                    "--control",
-                    self.address,
-                    "--channels",
-                    f"ipc://{self.ipc_dir}/ch",
-                    "--cleanup-dir",  # the worker removes it if we are killed outright
-                    str(self.ipc_dir),
-                ],
-            )
-        except BaseException:
-            shutil.rmtree(self.ipc_dir, ignore_errors=True)
-            raise
+        self.process = process
         self.pid = self.process.pid
         self.control_socket = self._context.socket(zmq.DEALER)
         # The worker binds after we connect; ZeroMQ retries a failed connect only after

@@ -12,9 +12,11 @@ import codecs
 import collections
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +121,12 @@ class WorkerProcess:
 
     def wait_exit(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` seconds for the process to end; its exit code or None."""
+        code = self.popen.poll()
+        if code is not None:
+            return code
+        seen = _exit_seen(self.popen.pid, timeout)
+        if seen is not None:
+            return self.popen.wait() if seen else None  # it has ended: reaped at once
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -147,6 +155,57 @@ class WorkerProcess:
         if self._watch_fd >= 0:
             os.close(self._watch_fd)
             self._watch_fd = -1
+
+
+def start_local(env_name: str, python: str, runtime: Path) -> tuple[WorkerProcess, Path]:
+    """Start a local worker on ipc sockets in a private folder (made by ``mkdtemp``, mode
+    0700, so only this user connects); the process and the folder.
+
+    This module imports neither pyzmq nor the codec: a host starts its worker first and
+    imports those while the worker boots.
+    """
+    ipc_dir = Path(tempfile.mkdtemp(prefix="mvb-"))
+    try:
+        process = WorkerProcess(
+            env_name,
+            python,
+            runtime,
+            [
+                "--control",
+                f"ipc://{ipc_dir}/ctl",
+                "--channels",
+                f"ipc://{ipc_dir}/ch",
+                "--cleanup-dir",  # the worker removes it if we are killed outright
+                str(ipc_dir),
+            ],
+        )
+    except BaseException:
+        shutil.rmtree(ipc_dir, ignore_errors=True)
+        raise
+    return process, ipc_dir
+
+
+def _exit_seen(pid: int, timeout: float) -> bool | None:
+    """True once ``pid`` has exited, False if it still runs after ``timeout``; None when this
+    cannot be told here.
+
+    A pidfd wakes us the moment the process ends, where ``Popen.wait(timeout)`` sleeps in
+    growing steps of up to 50 ms: most of what a script's exit paid for its worker.
+    """
+    import select
+
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        fd = pidfd_open(pid)
+    except OSError:  # an old kernel, or the process was reaped already
+        return None
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+        return bool(readable)
+    finally:
+        os.close(fd)
 
 
 def describe_exit(code: int | None) -> str:

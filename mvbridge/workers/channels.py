@@ -178,6 +178,7 @@ class WorkerChannel(Channel):
         super().__init__(session, socket)
         self.cid = cid
         self.stopped = threading.Event()
+        self.serving = False  # running a request (not waiting for one)
         self.thread = threading.Thread(
             target=self.run, name="mvbridge-channel-%d" % cid, daemon=True
         )
@@ -189,12 +190,15 @@ class WorkerChannel(Channel):
             while not self.stopped.is_set():
                 frames = self.receive()
                 if frames is not None:
+                    self.serving = True
                     try:
                         self.serve_one(frames)
                     except (_Stopped, zmq.ZMQError):
                         raise
                     except Exception:  # a bug of ours must not silence the channel for good
                         logger.exception("mvbridge worker: a channel message failed")
+                    finally:
+                        self.serving = False
         except (_Stopped, zmq.ZMQError):
             pass
         finally:

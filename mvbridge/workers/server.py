@@ -195,7 +195,10 @@ class Server:
             channels.extend(self.sessions[key].channels.values())
             self.end_session(key)
         for channel in channels:
-            channel.thread.join(timeout)
+            # A call still running may finish and send its reply; an idle channel would only
+            # notice its stop flag at its next poll, and the process exits without it anyway.
+            if channel.serving:
+                channel.thread.join(timeout)
         self.control.close(linger=0)
 
 
