@@ -130,6 +130,22 @@ def ensure_host_venv(log: Callable[[str], None]) -> dict[str, str | None]:
     return failed
 
 
+def compile_checkout() -> None:
+    """Bytecode for the checkout's mvbridge, as ``pip install`` would write it.
+
+    The host venv imports the checkout through a .pth file; where PYTHONDONTWRITEBYTECODE is
+    set, it would otherwise compile mvbridge at every start, which no installed copy does.
+    """
+    done = subprocess.run(
+        [str(HOST_PYTHON), "-m", "compileall", "-q", str(REPO_DIR / "mvbridge")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise SetupError(f"could not compile mvbridge's bytecode: {done.stdout[-500:]}")
+
+
 def ensure_worker_venv(log: Callable[[str], None]) -> None:
     """Build ``.venv-worker`` if needed and copy the bench functions into its site-packages."""
     wanted = {"python": sys.version, "requirements": [NUMPY]}

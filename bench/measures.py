@@ -196,6 +196,15 @@ def run_cold_numpy(system: System, ctx: Context) -> dict[str, Any]:
     return {"ms": ms, **getattr(system, "cold_extra", {})}
 
 
+STARTUP_RUNS = 3  # per round; the median is kept (one fresh process is noisy)
+
+
+def run_startup(system: System, ctx: Context) -> dict[str, Any]:
+    runs = sorted((system.startup() for _ in range(STARTUP_RUNS)), key=lambda r: r[0])
+    first, exit_ = runs[len(runs) // 2][0], sorted(r[1] for r in runs)[len(runs) // 2]
+    return {"first_ms": first * 1e3, "exit_ms": exit_ * 1e3}
+
+
 def run_generator(system: System, ctx: Context) -> dict[str, Any]:
     result = iterate(
         system.generator(GENERATOR_ITEMS), GENERATOR_ITEMS, ctx.limits.generator_seconds
@@ -315,6 +324,16 @@ MEASURES: list[Measure] = [
         "lower",
         "zmq",
         run=run_cold_numpy,
+    ),
+    Measure(
+        "startup",
+        "Start-up as a script pays it: process start to first result, last call to exit",
+        (("first_ms", "first result, ms"), ("exit_ms", "exit after the last call, ms")),
+        "first_ms",
+        "lower",
+        "zmq",
+        run=run_startup,
+        only=("zmq", "mvbridge"),
     ),
     Measure(
         "generator",

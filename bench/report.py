@@ -154,17 +154,18 @@ def _targets_table(data: dict[str, Any]) -> list[str]:
         if result["status"] == "n/a":
             lines.append(f"| {title} | {result['target']} | n/a: {result['reason']} | n/a |")
             continue
-        target = targets.BY_MEASURE[result["measure"]]
-        if target.kind == "absolute":
-            unit = target.unit
+        kind, unit, baseline = result["kind"], result["unit"], result["baseline"]
+        if kind in ("absolute", "added"):
             ratio = (
                 f"{fmt(result['median'])}{unit} "
                 f"[{fmt(result['min'])}{unit}{DASH}{fmt(result['max'])}{unit}]"
             )
-        elif target.kind == "speedup":
+            if kind == "added":
+                ratio += f" more than {labels.get(baseline, baseline)}"
+        elif kind == "speedup":
             ratio = f"{fmt_ratio(result)} (per-item time \u00f7 batched time)"
         else:
-            ratio = f"{fmt_ratio(result)} vs {labels.get(target.baseline, target.baseline)}"
+            ratio = f"{fmt_ratio(result)} vs {labels.get(baseline, baseline)}"
         lines.append(f"| {title} | {result['target']} | {ratio} | **{result['status']}** |")
     return lines
 

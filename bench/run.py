@@ -57,6 +57,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7, quick 2)")
     parser.add_argument("--budget", type=float, help="seconds the rounds may take in all")
     parser.add_argument("--systems", default="", help="comma-separated system keys (default all)")
+    parser.add_argument("--measures", default="", help="comma-separated measure keys (default all)")
     parser.add_argument("--out", type=Path, default=envs.BENCH_DIR / "results")
     parser.add_argument("--name", help="output file stem (default latest, quick with --quick)")
     parser.add_argument("--timeout", type=float, default=HARD_TIMEOUT, help="hard limit, s")
@@ -72,6 +73,7 @@ def outer(argv: list[str], args: argparse.Namespace) -> int:
     try:
         envs.ensure_host_venv(log)
         envs.ensure_worker_venv(log)
+        envs.compile_checkout()
     except envs.SetupError as exc:
         log(f"setup failed: {exc}")
         return 2
@@ -120,6 +122,7 @@ def inner(args: argparse.Namespace) -> int:
         limits=QUICK_LIMITS if args.quick else Limits(),
         budget=args.budget or preset["budget"],
         systems=tuple(key for key in args.systems.split(",") if key),
+        measures=tuple(key for key in args.measures.split(",") if key),
     )
     log(
         f"suite: {config.rounds} rounds, budget {config.budget:.0f} s, "

@@ -28,6 +28,7 @@ class SuiteConfig:
         budget: seconds the rounds may take; later rounds are dropped to stay within it.
         seed: seeds the system order of each round.
         systems: keys to run (empty: all).
+        measures: measure keys to run (empty: all).
     """
 
     rounds: int
@@ -35,6 +36,7 @@ class SuiteConfig:
     budget: float
     seed: int = 1
     systems: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()
 
 
 def _start(system: System, log: Log) -> str | None:
@@ -180,6 +182,8 @@ def _round(
     results: dict[str, dict[str, Any]] = {}
     log(f"round {index + 1}/{config.rounds}")
     for measure in MEASURES:
+        if config.measures and measure.key not in config.measures:
+            continue
         listed = [s for s in systems if not measure.only or s.key in measure.only]
         rng.shuffle(listed)
         outcomes: dict[str, dict[str, Any]] = {}

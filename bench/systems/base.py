@@ -12,6 +12,24 @@ Call = Callable[[], Any]
 SMALL_ARGS: tuple[Any, ...] = (1, "abc", {"k": [1, 2, 3]})
 
 
+STARTUP_TIMEOUT = 60.0
+
+
+def time_script(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run a start-up script (``workers/startup_*.py``) in a fresh process: seconds from its
+    spawn to the first result it reports, and from its last call to its exit."""
+    import subprocess
+    import time
+
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_TIMEOUT, env=env)
+    ended = time.monotonic()
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[1]} failed: {done.stderr.strip()[-500:]}")
+    first, last = map(float, done.stdout.split())
+    return first - started, ended - last
+
+
 class NotAvailable(Exception):
     """Raised by a measure the system cannot do; the message says why (shown as n/a)."""
 
@@ -90,6 +108,11 @@ class System:
             numpy: the worker imports numpy before it answers.
         """
         raise NotAvailable("not implemented")
+
+    def startup(self) -> tuple[float, float]:
+        """A fresh script that makes one remote call: seconds from its process start to the
+        first result, and from its last call to its process exit."""
+        raise NotAvailable("measured for mvbridge and its raw pyzmq baseline")
 
     def import_time(self) -> float:
         """Seconds to import the host library in a fresh interpreter."""

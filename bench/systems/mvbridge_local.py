@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import envs
-from .base import SMALL_ARGS, Call, System
+from .base import SMALL_ARGS, Call, System, time_script
 from .mvbridge_sync import DemoSync
 
 IMPORT_TIMEOUT = 60.0
@@ -110,6 +110,10 @@ class MvbridgeLocal(System):
             return time.perf_counter() - started
         finally:
             env.shutdown()
+
+    def startup(self) -> tuple[float, float]:
+        script = envs.BENCH_DIR / "workers" / "startup_mvbridge.py"
+        return time_script([sys.executable, str(script), str(envs.WORKER_PYTHON)])
 
     def demo_sync(self) -> DemoSync:
         if self._demo is None:

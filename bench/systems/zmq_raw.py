@@ -7,6 +7,7 @@ frames sent and received without a copy (``copy=False``). One socket per host th
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ from typing import Any
 import msgpack
 import zmq
 
-from ..procs import Worker, ipc_dir
-from .base import SMALL_ARGS, Call, NotAvailable, OwnedWorker, System
+from ..procs import WORKERS_DIR, Worker, ipc_dir
+from .base import SMALL_ARGS, Call, NotAvailable, OwnedWorker, System, time_script
 
 TIMEOUT_MS = 30_000  # no reply within this raises zmq.Again (the slowest call takes ~2 s)
 BATCH = 1024  # generator items per round trip
@@ -175,6 +176,9 @@ class RawZmq(OwnedWorker, System):
         gid = self._request("gen", n)
         fetch = self._caller(self.socket, "next", [gid, 1])
         return lambda: fetch()[0]
+
+    def startup(self) -> tuple[float, float]:
+        return time_script([sys.executable, str(WORKERS_DIR / "startup_raw.py")])
 
     def cold_start(self, numpy: bool) -> float:
         directory = ipc_dir()

@@ -11,6 +11,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ..core import protocol as P
+from ..core.codec import module_reference
 from ..core.remote import _LOCAL_MISSING, _REMOTE_DOC, RemoteAttribute, display_probe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +40,7 @@ class RemoteModule(types.ModuleType):
         super().__init__(name, listing.get("doc"))
         state = self.__dict__
         state["_mvb_env"] = env
+        state["_mvb_wire"] = module_reference(name)  # how its own worker finds it, packed once
         self._mvb_listed(listing)
         state["_mvb_attrs"] = {}
 
@@ -112,3 +114,11 @@ class ModuleAttribute(RemoteAttribute):
     @property  # type: ignore[override]
     def _mvb_session(self) -> Any:
         return self._mvb_base._mvb_env.session()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # The hot path of `module.f(x)`: the module goes as its reference packed once, not
+        # through the encoder's hook (it is always the current session's own module).
+        module = self._mvb_base
+        return module._mvb_env.session().request(
+            P.OP_CALLATTR, module._mvb_wire, self._mvb_name, list(args), kwargs
+        )

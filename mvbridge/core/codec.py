@@ -107,6 +107,12 @@ class _Packing:
         return self.encoder._pack(obj)
 
 
+def module_reference(name: str) -> msgpack.ExtType:
+    """Module ``name`` of the receiver, as the ext value the encoder would make for its proxy;
+    msgpack packs it as it is, so a proxy can keep it and skip the hook on every call."""
+    return msgpack.ExtType(EXT_YOURS, msgpack.packb(["m", name], use_bin_type=True))
+
+
 def _unpackb(data: Any, ext_hook: Callable[[int, bytes], Any]) -> Any:
     return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False, use_list=True)
 
