@@ -21,7 +21,8 @@ repository folder its ``project`` marker names, if any; its blocks run in order:
   ``await`` works, and a last expression is printed, as in a notebook: tests/doc_python.py).
 - A ``text`` block is the output of the block before it and is compared with it.
 - Output is compared loosely: times, paths, pids, addresses, sizes, hashes and versions are
-  normalised, spacing and order do not matter, ``...`` stands for lines left out.
+  normalised, spacing does not matter, nor order (parallel builds interleave; a file's lines
+  must come in order), and ``...`` stands for lines left out.
 - Anything else fails the test. Markers in the Markdown, HTML comments the site does not show,
   say what to do instead (tests/doc_blocks.py parses them):
 
