@@ -257,7 +257,7 @@ def markdown(data: dict[str, Any]) -> str:
         lines += ["", f"Note: the suite stopped on an error after these rounds: {data['error']}."]
     if data.get("stopped_early"):
         lines += ["", f"Note: {data['stopped_early']}."]
-    lines += ["", "### Targets (issue 4)", "", *_targets_table(data)]
+    lines += ["", "### Targets (issues 4 and 11)", "", *_targets_table(data)]
     lines += [
         "",
         "### mvbridge against the peers",
