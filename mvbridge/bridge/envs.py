@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -315,6 +316,7 @@ def _build(
             if spec.modules is not None
             else sorted({m for d in found["dists"] if d["name"] in listed for m in d["modules"]})
         )
+        _warm_bytecode(env_python(staging), modules)
         record = EnvRecord(
             name=spec.name,
             spec_hash=wanted,
@@ -349,6 +351,42 @@ def _pinned(spec: EnvSpec, pins: dict[str, str] | None) -> list[str]:
     requirements)."""
     pinned = (f"{name}=={version}" for name, version in sorted((pins or {}).items()))
     return [*spec.requirements, *pinned]
+
+
+WARM_TIMEOUT = 300.0
+_WARM = """
+import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        pass
+"""
+
+
+def _warm_bytecode(python: Path, modules: list[str]) -> None:
+    """Import the exposed modules once with bytecode writes allowed, where workers will not
+    write it themselves.
+
+    Workers inherit PYTHONDONTWRITEBYTECODE (set in most container images), and uv installs no
+    bytecode: each worker start would compile pandas from source (over a second). This writes
+    bytecode for what importing the modules loads, not for every file of every package (uv's
+    --compile-bytecode takes several times as long). A module that fails to import is left to
+    fail, with its real error, when it is used.
+    """
+    if not modules or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    try:
+        subprocess.run(
+            [str(python), "-c", _WARM, *modules],
+            env=environ,
+            capture_output=True,
+            timeout=WARM_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # a slower first start, not a broken env
 
 
 def _discover(env_name: str, python: Path) -> dict:

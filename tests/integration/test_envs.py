@@ -67,6 +67,21 @@ def test_build_reuse_and_rebuild_on_change(tmp_path, wheels):
     assert rebuilt.distributions["mvb-thing"] == "2.0"
 
 
+@pytest.mark.parametrize("no_bytecode", ["1", ""])
+def test_an_env_gets_bytecode_where_workers_cannot_write_it(
+    tmp_path, wheels, monkeypatch, no_bytecode
+):
+    # Workers inherit PYTHONDONTWRITEBYTECODE and uv writes none: the build imports the exposed
+    # modules once with writes allowed. Without the variable, imports write it themselves.
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", no_bytecode)
+    record = ensure_env(
+        EnvSpec("compiled", requirements=(str(wheels["thing1"]),)), tmp_path / "env"
+    )
+    cached = list((tmp_path / "env").rglob("mvb_thing/__pycache__/__init__.*.pyc"))
+    assert bool(cached) == bool(no_bytecode), cached
+    assert record.modules == ["mvb_thing"]
+
+
 def test_failed_build_leaves_nothing_and_a_retry_succeeds(tmp_path, wheels):
     location = tmp_path / "env"
     bad = EnvSpec("broken", requirements=("mvb-surely-not-a-real-package==9.9.9",))
