@@ -259,13 +259,7 @@ def _build(facts: InterpreterFacts, staging: Path) -> None:
     logger.info("preparing the mvbridge runtime for Python %s at %s", facts.minor, staging)
     command = _install_command(facts, staging / "site")
     try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        done = _run(command)
     except subprocess.TimeoutExpired as exc:
         raise WorkerStartError(
             f"installing the worker runtime for Python {facts.minor} took over "
@@ -285,19 +279,20 @@ def _build(facts: InterpreterFacts, staging: Path) -> None:
     shutil.copyfile(PACKAGE_DIR / "workers" / "boot.py", staging / "boot.py")
 
 
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """One step of building a runtime, its output captured."""
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, stdin=subprocess.DEVNULL
+    )
+
+
 def _compile(facts: InterpreterFacts, staging: Path) -> None:
     # Bytecode now, by the worker's own interpreter: uv installs none, and where
     # PYTHONDONTWRITEBYTECODE is set (most container images) a worker would otherwise compile
     # mvbridge, msgpack and pyzmq from source at every start (about half of it).
     command = [facts.path, "-m", "compileall", "-q", str(staging / "code"), str(staging / "site")]
     try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        done = _run(command)
     except (OSError, subprocess.TimeoutExpired) as exc:
         logger.warning("could not compile the worker runtime's bytecode: %s", exc)
         return
