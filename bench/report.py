@@ -191,11 +191,14 @@ def _peers_table(data: dict[str, Any]) -> list[str]:
 def _measure_table(measure: Measure, data: dict[str, Any]) -> list[str]:
     labels = _labels(data)
     entries = data["summary"][measure.key]
-    target_result = next((t for t in data["targets"] if t["measure"] == measure.key), None)
+    by_system: dict[str, dict[str, Any]] = {}
+    for result in data["targets"]:  # the first target of each system for this measure
+        if result["measure"] == measure.key:
+            by_system.setdefault(result.get("system", targets.SYSTEM), result)
     headers = ["system"] + [header for _, header in measure.columns]
     if measure.baseline:
         headers.append(f"{TIMES} {labels.get(measure.baseline, measure.baseline)}")
-    if target_result is not None:
+    if by_system:
         headers.append("target")
     lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
     for key, entry in entries.items():
@@ -220,8 +223,8 @@ def _measure_table(measure: Measure, data: dict[str, Any]) -> list[str]:
                 cells.append(
                     fmt_ratio(ratio) + (f" vs {labels.get(against, against)}" if against else "")
                 )
-            if target_result is not None:
-                cells.append(_target_cell(target_result) if key == targets.SYSTEM else "")
+            if by_system:
+                cells.append(_target_cell(by_system[key]) if key in by_system else "")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .harness import Limits, ThreadGang, time_calls
-from .measures import BYTES_SIZE, CLIENTS, MEASURES, THREADS, Context, Measure, call_budget
+from .measures import (
+    BYTES_SIZE,
+    CLIENT_THREADS,
+    CLIENTS,
+    MEASURES,
+    THREADS,
+    Context,
+    Measure,
+    call_budget,
+)
 from .systems import ALL
 from .systems.base import NotAvailable, System
 
@@ -141,7 +150,7 @@ def run(config: SuiteConfig, log: Log, raw: dict[str, Any]) -> None:
         for s in systems
     ]
     with contextlib.ExitStack() as stack:
-        gangs = [ThreadGang(THREADS), ThreadGang(CLIENTS)]
+        gangs = [ThreadGang(THREADS), ThreadGang(CLIENTS * CLIENT_THREADS)]
         for gang in gangs:
             stack.callback(gang.stop)
         log("starting workers")

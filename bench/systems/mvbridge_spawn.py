@@ -7,12 +7,12 @@ pyzmq over TCP with CURVE in the same round (``zmq_curve``), not the ipc baselin
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,10 @@ class MvbridgeSpawn(MvbridgeLocal):
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = Path()
         self.address = ""
-        self._clients: dict[int, Any] = {}
+        self._clients: dict[int, int] = {}  # caller id -> its client group
+        self._groups: dict[int, Any] = {}  # client group -> its Env
+        self._callers = 0
+        self._clients_lock = threading.Lock()
 
     def start(self) -> None:
         import mvbridge
@@ -113,15 +116,35 @@ class MvbridgeSpawn(MvbridgeLocal):
             self._dir = Path()
 
     def client_caller(self) -> Call:
+        # Threads come in fours per client: one Env (one connection) each four callers, whose
+        # threads get a channel each over it, as an application's threads would.
         import mvbridge
 
-        env = mvbridge.Env(f"bench-client-{os.getpid()}", address=self.address, **self._keys())
-        noop = env.import_module("benchfuncs").noop
-        self._clients[id(noop)] = env
+        from ..measures import CLIENT_THREADS
+
+        with self._clients_lock:
+            index = self._callers
+            self._callers += 1
+            group = index // CLIENT_THREADS
+            env = self._groups.get(group)
+            if env is None:
+                env = self._groups[group] = mvbridge.Env(
+                    f"bench-client-{group}", address=self.address, **self._keys()
+                )
+        module = env.import_module("benchfuncs")
+
+        def noop() -> Any:
+            return module.noop()
+
+        self._clients[id(noop)] = group
         return noop
 
     def close_client_caller(self, caller: Call) -> None:
-        env = self._clients.pop(id(caller), None)
+        with self._clients_lock:
+            group = self._clients.pop(id(caller), None)
+            if group is None or group in self._clients.values():
+                return
+            env = self._groups.pop(group, None)
         if env is not None:
             env.shutdown()
 
