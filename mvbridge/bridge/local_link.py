@@ -111,6 +111,8 @@ class LocalLink(Link):
 
     def lost(self) -> tuple[str, int | None] | None:
         assert self.process is not None
+        if self.process.running():
+            return None
         code = self.process.exit_code()
         return None if code is None else (describe_exit(code), code)
 

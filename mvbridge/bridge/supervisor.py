@@ -12,6 +12,7 @@ import codecs
 import collections
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,9 @@ class WorkerProcess:
         finally:
             os.close(read_fd)
         self.pid = self.popen.pid
+        # Readable once the process has ended: `running` asks it before every call, `wait_exit`
+        # waits on it (no polling interval). None where the kernel or Python has no pidfd.
+        self._exit_fd: int | None = _pidfd(self.pid)
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         assert self.popen.stdout is not None
         assert self.popen.stderr is not None
@@ -119,14 +123,32 @@ class WorkerProcess:
         """The exit code (negative: killed by that signal), or None while it runs."""
         return self.popen.poll()
 
+    def running(self) -> bool:
+        """True while the process runs: one system call on the pidfd, which is what a call
+        through a module proxy asks first (``Popen.poll`` costs five Python calls and a lock)."""
+        fd = self._exit_fd
+        if fd is not None:
+            try:
+                return not select.select([fd], [], [], 0)[0]
+            except (OSError, ValueError):  # closed by stop() meanwhile
+                pass
+        return self.popen.poll() is None
+
     def wait_exit(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` seconds for the process to end; its exit code or None."""
         code = self.popen.poll()
         if code is not None:
             return code
-        seen = _exit_seen(self.popen.pid, timeout)
-        if seen is not None:
-            return self.popen.wait() if seen else None  # it has ended: reaped at once
+        fd = self._exit_fd
+        if fd is not None:
+            # Wakes the moment the process ends, where Popen.wait(timeout) sleeps in growing
+            # steps of up to 50 ms: most of what a script's exit paid for its worker.
+            try:
+                ended = bool(select.select([fd], [], [], timeout)[0])
+            except (OSError, ValueError):
+                ended = None
+            if ended is not None:
+                return self.popen.wait() if ended else None  # it has ended: reaped at once
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -155,6 +177,11 @@ class WorkerProcess:
         if self._watch_fd >= 0:
             os.close(self._watch_fd)
             self._watch_fd = -1
+        fd, self._exit_fd = self._exit_fd, None
+        if fd is not None and self.popen.returncode is not None:
+            os.close(fd)  # only once reaped: until then `running` and `wait_exit` use it
+        elif fd is not None:
+            self._exit_fd = fd
 
 
 def start_local(env_name: str, python: str, runtime: Path) -> tuple[WorkerProcess, Path]:
@@ -185,27 +212,14 @@ def start_local(env_name: str, python: str, runtime: Path) -> tuple[WorkerProces
     return process, ipc_dir
 
 
-def _exit_seen(pid: int, timeout: float) -> bool | None:
-    """True once ``pid`` has exited, False if it still runs after ``timeout``; None when this
-    cannot be told here.
-
-    A pidfd wakes us the moment the process ends, where ``Popen.wait(timeout)`` sleeps in
-    growing steps of up to 50 ms: most of what a script's exit paid for its worker.
-    """
-    import select
-
-    pidfd_open = getattr(os, "pidfd_open", None)
+def _pidfd(pid: int) -> int | None:
+    pidfd_open = getattr(os, "pidfd_open", None)  # Linux 5.3+, Python 3.9+
     if pidfd_open is None:
         return None
     try:
-        fd = pidfd_open(pid)
-    except OSError:  # an old kernel, or the process was reaped already
+        return pidfd_open(pid)
+    except OSError:  # an old kernel, or the process has been reaped already
         return None
-    try:
-        readable, _, _ = select.select([fd], [], [], timeout)
-        return bool(readable)
-    finally:
-        os.close(fd)
 
 
 def describe_exit(code: int | None) -> str:
