@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
+from ..core import hidden
 from ..errors import WorkerStartError
 
 logger = logging.getLogger(__name__)
@@ -180,32 +181,7 @@ def cache_dir() -> Path:
 
 def runtime_requirements() -> list[str]:
     """What a runtime installs: cloudpickle pinned to the host's (pickles name its helpers)."""
-    return ["msgpack>=1.0", "pyzmq>=22", f"cloudpickle=={_cloudpickle_version()}"]
-
-
-@cache
-def _cloudpickle_version() -> str:
-    # From its dist-info folder's name, as installers write it (``cloudpickle-3.1.1.dist-info``):
-    # importing importlib.metadata, or cloudpickle itself, costs more than a worker's start-up.
-    import importlib.util
-
-    spec = importlib.util.find_spec("cloudpickle")
-    if spec is not None and spec.origin:
-        site = Path(spec.origin).parent.parent
-        try:
-            names = [name for name in os.listdir(site) if name.startswith("cloudpickle-")]
-        except OSError:
-            names = []
-        versions = [
-            name[len("cloudpickle-") : -len(".dist-info")]
-            for name in names
-            if name.endswith(".dist-info")
-        ]
-        if len(versions) == 1:
-            return versions[0]
-    from importlib import metadata
-
-    return metadata.version("cloudpickle")
+    return ["msgpack>=1.0", "pyzmq>=22", f"cloudpickle=={hidden.cloudpickle_version()}"]
 
 
 RUNTIME_FORMAT = 2  # bump when a runtime's layout changes (2: compiled bytecode)

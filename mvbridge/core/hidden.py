@@ -65,9 +65,34 @@ def find_class(module: str, name: str) -> Any:
 
 
 def cloudpickle_version() -> str:
-    """The version of our cloudpickle, without importing it where that can be avoided."""
-    if RUNTIME_SITE and "cloudpickle" not in _modules:
-        for entry in os.listdir(RUNTIME_SITE):
-            if entry.startswith("cloudpickle-") and entry.endswith(".dist-info"):
-                return entry[len("cloudpickle-") : -len(".dist-info")]
+    """The version of our cloudpickle, without importing it where that can be avoided.
+
+    From its dist-info folder's name, as installers write it (``cloudpickle-3.1.1.dist-info``),
+    in the runtime's site folder in a worker, beside the importable package in a host: the
+    host's handshake and runtime key ask for it, and importing cloudpickle costs more than a
+    worker's start-up.
+    """
+    if "cloudpickle" not in _modules:
+        site = RUNTIME_SITE or _site_of_cloudpickle()
+        prefix, suffix = "cloudpickle-", ".dist-info"
+        try:
+            names = os.listdir(site) if site else []
+        except OSError:
+            names = []
+        found = [
+            n[len(prefix) : -len(suffix)]
+            for n in names
+            if n.startswith(prefix) and n.endswith(suffix)
+        ]
+        if len(found) == 1:
+            return found[0]
     return cloudpickle().__version__
+
+
+def _site_of_cloudpickle() -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("cloudpickle")  # finds it without importing it
+    if spec is None or not spec.origin:
+        return None
+    return os.path.dirname(os.path.dirname(spec.origin))
