@@ -126,32 +126,32 @@ class WorkerProcess:
     def running(self) -> bool:
         """True while the process runs: one system call on the pidfd, which is what a call
         through a module proxy asks first (``Popen.poll`` costs five Python calls and a lock)."""
-        fd = self._exit_fd
-        if fd is not None:
-            try:
-                return not select.select([fd], [], [], 0)[0]
-            except (OSError, ValueError):  # closed by stop() meanwhile
-                pass
-        return self.popen.poll() is None
+        ended = self._ended(0)
+        return self.popen.poll() is None if ended is None else not ended
 
     def wait_exit(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` seconds for the process to end; its exit code or None."""
         code = self.popen.poll()
         if code is not None:
             return code
-        fd = self._exit_fd
-        if fd is not None:
-            # Wakes the moment the process ends, where Popen.wait(timeout) sleeps in growing
-            # steps of up to 50 ms: most of what a script's exit paid for its worker.
-            try:
-                ended = bool(select.select([fd], [], [], timeout)[0])
-            except (OSError, ValueError):
-                ended = None
-            if ended is not None:
-                return self.popen.wait() if ended else None  # it has ended: reaped at once
+        # The pidfd wakes us the moment the process ends, where Popen.wait(timeout) sleeps in
+        # growing steps of up to 50 ms: most of what a script's exit paid for its worker.
+        ended = self._ended(timeout)
+        if ended is not None:
+            return self.popen.wait() if ended else None  # it has ended: reaped at once
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
+            return None
+
+    def _ended(self, timeout: float) -> bool | None:
+        """Whether the process ends within ``timeout``, by its pidfd; None without one."""
+        fd = self._exit_fd
+        if fd is None:
+            return None
+        try:
+            return bool(select.select([fd], [], [], timeout)[0])
+        except (OSError, ValueError):  # closed by stop() meanwhile
             return None
 
     def stderr_text(self, drain_timeout: float = 1.0) -> str:
@@ -177,11 +177,10 @@ class WorkerProcess:
         if self._watch_fd >= 0:
             os.close(self._watch_fd)
             self._watch_fd = -1
-        fd, self._exit_fd = self._exit_fd, None
-        if fd is not None and self.popen.returncode is not None:
-            os.close(fd)  # only once reaped: until then `running` and `wait_exit` use it
-        elif fd is not None:
-            self._exit_fd = fd
+        fd = self._exit_fd
+        if fd is not None and self.popen.returncode is not None:  # until reaped, still used
+            self._exit_fd = None
+            os.close(fd)
 
 
 def start_local(env_name: str, python: str, runtime: Path) -> tuple[WorkerProcess, Path]:
