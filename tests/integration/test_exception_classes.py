@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import mvbridge
+from tests.helpers import run_python
 
 
 def test_except_a_remote_class_catches_it_and_its_subclasses(demo):
@@ -94,13 +92,14 @@ def test_a_remote_keyboard_interrupt_is_never_raised_as_one(any_env):
 
 
 _PROXY_IN_SYS_MODULES = """
+import os
 import sys
 import mvbridge
 
 # Deep enough that looking the class up on the proxy, which asks the worker, whose reply names
 # the class again, overflows the C stack (a segfault in CI) instead of ending in RecursionError.
 sys.setrecursionlimit(1_000_000)
-with mvbridge.Env("proxied", interpreter=sys.argv[1]) as env:
+with mvbridge.Env("proxied", interpreter=os.environ["MVB_TEST_PYTHON"]) as env:
     demo = env.import_module("mvb_demo")
     sys.modules["mvb_demo"] = demo  # as an import hook that gives proxies does
     cls = demo.ParseError
@@ -116,11 +115,5 @@ print("ok")
 
 def test_a_proxy_module_in_sys_modules_is_not_taken_for_the_hosts_own(py_v1, tmp_path):
     # Finding the host's own class of a name must never look it up on a proxy.
-    done = subprocess.run(
-        [sys.executable, "-c", _PROXY_IN_SYS_MODULES, py_v1],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_python(_PROXY_IN_SYS_MODULES, tmp_path, MVB_TEST_PYTHON=py_v1)
     assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr[-3000:]
