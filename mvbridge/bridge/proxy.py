@@ -119,6 +119,4 @@ class ModuleAttribute(RemoteAttribute):
         # The hot path of `module.f(x)`: the module goes as its reference packed once, not
         # through the encoder's hook (it is always the current session's own module).
         module = self._mvb_base
-        return module._mvb_env.session().request(
-            P.OP_CALLATTR, module._mvb_wire, self._mvb_name, list(args), kwargs
-        )
+        return module._mvb_env.session().call_attr(module._mvb_wire, self._mvb_name, args, kwargs)

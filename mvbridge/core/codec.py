@@ -33,6 +33,9 @@ import msgpack
 
 from ..errors import ProtocolError, SerializationError
 from . import arrays, builtin_values, exceptions, hidden, names, sharedmem
+from .protocol import MORE_FRAMES, REPLY
+
+_SIZE_MASK = MORE_FRAMES - 1
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peer import Session
@@ -60,6 +63,27 @@ EXT_VALUE = 16  # a value: a builtin subclass's instance as its base (core/built
 FRAME_THRESHOLD = 64 * 1024
 
 _PLAIN = frozenset([type(None), bool, int, float, str, bytes, list, dict])
+
+NOT_PLAIN = object()  # Decoder.plain_reply: read this message the general way
+
+
+def _scalar_leads() -> bytes:
+    """First bytes of msgpack values that hold no container and no ext value."""
+    leads = bytearray(256)
+    for first, last in (
+        (0x00, 0x7F),  # positive fixint
+        (0xA0, 0xBF),  # fixstr
+        (0xC0, 0xC0),  # nil
+        (0xC2, 0xC6),  # false, true, bin 8/16/32
+        (0xCA, 0xD3),  # float 32/64, uint and int 8..64
+        (0xD9, 0xDB),  # str 8/16/32
+        (0xE0, 0xFF),  # negative fixint
+    ):
+        leads[first : last + 1] = b"\x01" * (last - first + 1)
+    return bytes(leads)
+
+
+_SCALAR_LEAD = _scalar_leads()
 _CODE_TYPES = (
     types.FunctionType,
     types.BuiltinFunctionType,
@@ -110,7 +134,13 @@ class _Packing:
 def module_reference(name: str) -> msgpack.ExtType:
     """Module ``name`` of the receiver, as the ext value the encoder would make for its proxy;
     msgpack packs it as it is, so a proxy can keep it and skip the hook on every call."""
-    return msgpack.ExtType(EXT_YOURS, msgpack.packb(["m", name], use_bin_type=True))
+    return object_reference(["m", name])
+
+
+def object_reference(spec: Any) -> msgpack.ExtType:
+    """The receiver's own object named by ``spec`` (``Session.ref_spec``), packed as the encoder
+    packs a proxy of it."""
+    return msgpack.ExtType(EXT_YOURS, msgpack.packb(spec, use_bin_type=True))
 
 
 def _unpackb(data: Any, ext_hook: Callable[[int, bytes], Any]) -> Any:
@@ -136,6 +166,7 @@ class Encoder:
         # msgpack.packb builds a Packer (and its buffer) per call; reusing Packers, one per
         # nesting depth of ext payloads, saves much of a small call's encoding time.
         self._header_packer = msgpack.Packer(use_bin_type=True)
+        self._plain_packer = msgpack.Packer(use_bin_type=True, strict_types=True)
         self._packers: list[Any] = []
         self._depth = 0
         self._current: _Packing | None = None
@@ -177,10 +208,27 @@ class Encoder:
         frames: list[Any] = [b""]
         saved = self._begin(frames)
         try:
-            frames[0] = _join(self._header_packer.pack(header), self._pack(body))
+            packed_header = self._header_packer.pack(header)
+            packed_body = self._pack(body)  # adds the buffer frames
+            frames[0] = _join(packed_header, packed_body, len(frames) > 1)
         finally:
             self._end(saved)
         return frames
+
+    def plain_frame(self, header: list[Any], body: Any) -> bytes | None:
+        """Frame 0 of a message whose body msgpack holds as it is (plain values and ext values
+        packed beforehand), made without the hook; None when the body needs the hook.
+
+        The same bytes ``encode`` makes: its Packer, with the same options, calls the hook only
+        for what this one refuses.
+        """
+        plain = self._plain_packer
+        try:
+            body_bytes = plain.pack(body)
+        except Exception:  # a tuple, a big int, an object: the hook's work
+            plain.reset()
+            return None
+        return _join(self._header_packer.pack(header), body_bytes, False)
 
     def encode_error(self, header: list[Any], exc: BaseException, traceback_text: str) -> list[Any]:
         """Frames of an ERROR message: type name, message, traceback, and the exception itself
@@ -201,19 +249,11 @@ class Encoder:
                     args = self._pack(list(exc.args))
                 except Exception:
                     del frames[1:]
-            frames[0] = _join(
-                self._header_packer.pack(header),
-                self._pack(
-                    [
-                        type_name(exc),
-                        _safe_str(exc),
-                        traceback_text,
-                        blob,
-                        _lineage(type(exc)),
-                        args,
-                    ]
-                ),
+            packed_header = self._header_packer.pack(header)
+            packed_body = self._pack(
+                [type_name(exc), _safe_str(exc), traceback_text, blob, _lineage(type(exc)), args]
             )
+            frames[0] = _join(packed_header, packed_body, len(frames) > 1)
         finally:
             self._end(saved)
         return frames
@@ -520,6 +560,24 @@ class Decoder:
             raise ProtocolError("malformed releases in a message header")
         return [kind, rid, releases, returns]
 
+    @staticmethod
+    def plain_reply(frame: Any, rid: int) -> Any:
+        """The value of ``frame`` when it is the REPLY to ``rid`` that carries a scalar and no
+        releases (read without the ext hook: a scalar holds no ext value); else ``NOT_PLAIN``,
+        and the caller reads the message the general way."""
+        try:
+            view = memoryview(frame)
+            size = int.from_bytes(view[:4], "little")  # bit 31 set: not a single frame
+            body = view[4 + size :]
+            if not body or not _SCALAR_LEAD[body[0]]:
+                return NOT_PLAIN
+            header = msgpack.unpackb(view[4 : 4 + size], raw=False, use_list=True)
+            if header[0] != REPLY or header[1] != rid or header[2] or len(header) > 3:
+                return NOT_PLAIN
+            return msgpack.unpackb(body, raw=False)
+        except Exception:  # malformed: the general reading says what is wrong
+            return NOT_PLAIN
+
     def body(self, frames: list[Any]) -> Any:
         """The body of a message, its values rebuilt."""
 
@@ -696,9 +754,11 @@ def _safe_str(exc: BaseException) -> str:
         return "<unprintable %s>" % type(exc).__name__
 
 
-def _join(header: bytes, body: bytes) -> bytes:
-    """Frame 0: the header's length (4 bytes, little-endian), the header, the body."""
-    return b"".join((len(header).to_bytes(4, "little"), header, body))
+def _join(header: bytes, body: bytes, more: bool) -> bytes:
+    """Frame 0: the header's length (4 bytes, little-endian; bit 31 set when buffer frames
+    follow), the header, the body."""
+    size = len(header) | MORE_FRAMES if more else len(header)
+    return b"".join((size.to_bytes(4, "little"), header, body))
 
 
 def _split(frame: Any) -> tuple[Any, Any]:
@@ -708,7 +768,7 @@ def _split(frame: Any) -> tuple[Any, Any]:
         ValueError: the frame is too short for its own header length.
     """
     view = memoryview(frame)
-    size = int.from_bytes(view[:4], "little")
+    size = int.from_bytes(view[:4], "little") & _SIZE_MASK
     if len(view) < 4 + size:
         raise ValueError("frame of %d bytes, header of %d" % (len(view), size))
     return view[4 : 4 + size], view[4 + size :]

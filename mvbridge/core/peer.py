@@ -24,7 +24,7 @@ import zmq
 from ..errors import MVBridgeError, NestingError, ProtocolError, RemoteError
 from . import dists, exceptions, hidden, names, ops, sharedmem
 from . import protocol as P
-from .codec import Decoder, Encoder, is_code, lift_large
+from .codec import FRAME_THRESHOLD, Decoder, Encoder, is_code, lift_large
 from .objects import ObjectTable, drain
 from .remote import RemoteAttribute, RemoteObject, TypeInfo, proxy_class
 
@@ -80,6 +80,10 @@ class Session:
     def request(self, op: str, target: Any, *operands: Any) -> Any:
         """Send one request on this thread's channel and return the reply's value."""
         return self.channel().request(op, target, list(operands))
+
+    def call_attr(self, target: Any, name: str, args: tuple[Any, ...], kwargs: Any) -> Any:
+        """``target.name(*args, **kwargs)`` in the peer (a method of its object)."""
+        return self.request(P.OP_CALLATTR, target, name, list(args), kwargs)
 
     def describe(self, proxy: Any) -> dict[str, Any]:
         return self.request(P.OP_DESCRIBE, proxy)
@@ -137,6 +141,10 @@ class Session:
                     del self.pending_errors[key]
         if returns and self.segments is not None:
             self.segments.take_back(returns)
+
+    def has_releases(self) -> bool:
+        """Whether the next message carries releases (of objects or of segments)."""
+        return bool(self._releases) or (self.segments is not None and bool(self.segments.returned))
 
     def pending_releases(self) -> int:
         return len(self._releases)
@@ -468,8 +476,17 @@ class Channel:
 
     def send_reply(self, rid: int, result: Any) -> None:
         """Send the reply to the peer's request ``rid`` (or the error of encoding it)."""
+        session = self.session
         try:
-            self.send(self.session.encode(self.encoder, P.REPLY, rid, lift_large(result)))
+            if not session.has_releases() and not (
+                type(result) is bytes and len(result) >= FRAME_THRESHOLD
+            ):
+                # Most replies are plain values: packed without the codec's hooks.
+                frame = self.encoder.plain_frame([P.REPLY, rid, None], result)
+                if frame is not None:
+                    self.send([frame])
+                    return
+            self.send(session.encode(self.encoder, P.REPLY, rid, lift_large(result)))
         except MVBridgeError as exc:  # cannot be encoded, or too large to send: say so
             self.send_error(rid, exc)
         except Exception as exc:
@@ -511,12 +528,18 @@ def _trimmed(text: str) -> str:
 
 def receive_message(socket: zmq.Socket, flags: int = 0) -> list[Any]:
     """One multipart message: frame 0 (header and body) copied, which is cheaper than wrapping
-    it; buffer frames (1..n) kept as zero-copy ``zmq.Frame`` objects."""
-    frames: list[Any] = [socket.recv(flags)]
-    # getsockopt, not the ``socket.rcvmore`` attribute: pyzmq's attribute options import zmq
-    # lazily, and in a worker our zmq is no longer in sys.modules (see workers/boot.py).
-    while socket.getsockopt(_RCVMORE):
-        frames.append(socket.recv(copy=False))
+    it; buffer frames (1..n) kept as zero-copy ``zmq.Frame`` objects.
+
+    Frame 0 says whether buffer frames follow (``protocol.MORE_FRAMES``): asking the socket
+    (``getsockopt(RCVMORE)``) costs more than the rest of a small message's reading.
+    """
+    first = socket.recv(flags)
+    frames: list[Any] = [first]
+    if len(first) > 3 and first[3] & 0x80:
+        # getsockopt, not the ``socket.rcvmore`` attribute: pyzmq's attribute options import
+        # zmq lazily, and in a worker our zmq is no longer in sys.modules (see workers/boot.py).
+        while socket.getsockopt(_RCVMORE):
+            frames.append(socket.recv(copy=False))
     return frames
 
 

@@ -53,7 +53,12 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 8
+PROTOCOL_VERSION = 9
+
+# Frame 0 of a channel message starts with its header's length (uint32, little-endian); bit 31
+# says buffer frames follow, so a receiver asks the socket for more only when there are some.
+MORE_FRAMES = 0x80000000
+_SIZE_MASK = MORE_FRAMES - 1
 
 # A line of a worker's stderr that starts with this is a log record or a warning for the host
 # (JSON: ``workers/records.py``), not output to print. NUL never starts a line a user prints.
@@ -166,7 +171,7 @@ def peek_header(frame: Any) -> list[Any] | None:
     """
     try:
         view = memoryview(frame)
-        size = int.from_bytes(view[:4], "little")
+        size = int.from_bytes(view[:4], "little") & _SIZE_MASK
         if len(view) < 4 + size:
             return None
         header = msgpack.unpackb(view[4 : 4 + size], raw=False, use_list=True)

@@ -229,9 +229,7 @@ class RemoteAttribute(RemoteCallable):
         object.__setattr__(self, "_mvb_name", name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._mvb_session.request(
-            P.OP_CALLATTR, self._mvb_base, self._mvb_name, list(args), kwargs
-        )
+        return self._mvb_session.call_attr(self._mvb_base, self._mvb_name, args, kwargs)
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         return self  # inspect and pydoc then treat it as a routine

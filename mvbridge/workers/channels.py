@@ -176,6 +176,10 @@ class WorkerChannel(Channel):
 
     def __init__(self, session: WorkerSession, socket: zmq.Socket, cid: int) -> None:
         super().__init__(session, socket)
+        # Poll items made once: socket.poll builds a Poller for every message. (Not RCVTIMEO:
+        # pyzmq's Again imports ``zmq`` when raised, and here our zmq is not in sys.modules.)
+        self._can_receive = [(socket, _POLLIN)]
+        self._can_send = [(socket, _POLLOUT)]
         self.cid = cid
         self.stopped = threading.Event()
         self.serving = False  # running a request (not waiting for one)
@@ -205,27 +209,32 @@ class WorkerChannel(Channel):
             self.socket.close(linger=0)
 
     def receive(self) -> Any:
-        socket = self.socket
-        while not socket.poll(POLL_MS):
+        can_receive = self._can_receive
+        while not _poll(can_receive, POLL_MS):
             if self.stopped.is_set():
                 if self.depth:
                     raise _Stopped("the host closed this channel while a callback was running")
                 return None
-        return receive_message(socket)
+        return receive_message(self.socket)
 
     def send(self, frames: list[Any]) -> None:
         # A host that gave up on a call (its deadline passed) closes its end: the late reply
         # would block this thread for good. Wait until it can go, or the channel is closed.
-        socket = self.socket
-        if not socket.getsockopt(_EVENTS) & _POLLOUT:
-            while not socket.poll(POLL_MS, _POLLOUT):
+        can_send = self._can_send
+        if not _poll(can_send, 0):
+            while not _poll(can_send, POLL_MS):
                 if self.stopped.is_set():
                     return
-        socket.send_multipart(frames, copy=len(frames) == 1)
+        if len(frames) == 1:
+            self.socket.send(frames[0])  # send_multipart's sugar costs more than the send
+        else:
+            self.socket.send_multipart(frames, copy=False)
 
 
-_EVENTS = zmq.EVENTS
-_POLLOUT = zmq.POLLOUT
+# Plain ints: pyzmq's flag enums cost a Python call at each use.
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_poll = zmq.zmq_poll
 
 
 class ReverseChannel(Channel):
@@ -233,15 +242,16 @@ class ReverseChannel(Channel):
 
     def __init__(self, session: WorkerSession, socket: zmq.Socket, cid: int) -> None:
         super().__init__(session, socket)
+        self._can_receive = [(socket, _POLLIN)]
         self.cid = cid
         self.broken = False
 
     def receive(self) -> Any:
-        socket = self.socket
         session = self.session
         assert isinstance(session, WorkerSession)
-        while not socket.poll(POLL_MS):
+        can_receive = self._can_receive
+        while not _poll(can_receive, POLL_MS):
             if session.closed:
                 self.broken = True
                 raise session.gone_error()
-        return receive_message(socket)
+        return receive_message(self.socket)

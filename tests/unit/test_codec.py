@@ -71,7 +71,8 @@ def test_unknown_ext_type_is_a_serialization_error():
 
     from mvbridge.core.codec import _join
 
-    frames = [_join(msgpack.packb([P.REPLY, 1, None]), msgpack.packb(msgpack.ExtType(99, b"")))]
+    header, body = msgpack.packb([P.REPLY, 1, None]), msgpack.packb(msgpack.ExtType(99, b""))
+    frames = [_join(header, body, False)]
     with pytest.raises(SerializationError, match="unknown ext type 99"):
         Decoder(SameProcessSession()).body(frames)
 
