@@ -8,15 +8,18 @@ modules are loaded, the runtime leaves ``sys.path`` and its three packages leave
 cloudpickle is imported later, on first use, by ``mvbridge.core.hidden`` (most calls never need it).
 
 So worker code must avoid pyzmq paths that import zmq lazily: attribute-style socket options
-(``socket.rcvmore``; use ``getsockopt``), and the ``zmq.Again``/``ContextTerminated``
-constructors (no RCVTIMEO or NOBLOCK receives; poll first). The zero-copy garbage collector is
-imported once below, while it still can be.
+(``socket.rcvmore``; use ``getsockopt``). pyzmq's exceptions import zmq when they are made
+(``ZMQError``'s ``strerror``, ``Again``'s ``EAGAIN``): ``_bind_error_imports`` binds those here,
+so a timed-out receive raises ``zmq.Again`` rather than ``ModuleNotFoundError`` (or loads the
+env's own pyzmq). The zero-copy garbage collector is imported once below, while it still can be.
 """
 
 from __future__ import annotations
 
+import errno as errno_module
 import os
 import sys
+from typing import Any
 
 
 def _boot() -> None:
@@ -28,6 +31,7 @@ def _boot() -> None:
 
     # pyzmq imports its garbage collector on the first zero-copy frame; do it while it can.
     zmq.Frame(bytearray(1 << 17), copy=False)
+    _bind_error_imports(zmq)
 
     from mvbridge.core import hidden
     from mvbridge.workers import server
@@ -38,6 +42,34 @@ def _boot() -> None:
             del sys.modules[name]
     sys.path[:] = [p for p in sys.path if p not in ours]
     server.finish(server.run(sys.argv[1:]))
+
+
+def _bind_error_imports(zmq: Any) -> None:
+    """Make our pyzmq's exceptions without the imports they make when raised."""
+    error = zmq.error
+    strerror, zmq_errno = zmq.backend.strerror, zmq.backend.zmq_errno
+    base = error.ZMQError
+
+    def zmq_error_init(self: Any, errno: Any = None, msg: Any = None) -> None:
+        # pyzmq's own ZMQError.__init__, its imports bound
+        if errno is None:
+            errno = zmq_errno()
+        if isinstance(errno, int):
+            self.errno = errno
+            self.strerror = strerror(errno) if msg is None else msg
+        else:
+            self.strerror = str(errno) if msg is None else msg
+
+    def fixed(code: int) -> Any:
+        def init(self: Any, errno: Any = "ignored", msg: Any = "ignored") -> None:
+            zmq_error_init(self, code)
+
+        return init
+
+    base.__init__ = zmq_error_init
+    error.Again.__init__ = fixed(zmq.EAGAIN)
+    error.ContextTerminated.__init__ = fixed(zmq.ETERM)
+    error.InterruptedSystemCall.__init__ = fixed(errno_module.EINTR)
 
 
 _boot()

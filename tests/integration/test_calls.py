@@ -135,3 +135,25 @@ def test_env_call_runs_stdlib_function_by_name(any_env):
     import math
 
     assert any_env.call(math.factorial, 10) == 3628800
+
+
+_MAKE_ZMQ_ERRORS = (
+    "(lambda z: [(type(e).__name__, e.errno) for e in"
+    " (z.Again(), z.ContextTerminated(), z.ZMQError(z.ENOTSUP))])"
+    "(__import__('sys').modules['mvbridge.workers.channels'].zmq)"
+)
+
+
+def test_the_workers_own_pyzmq_can_raise_its_errors(any_env):
+    # Our pyzmq has left the worker's sys.modules, and its exceptions import zmq when made:
+    # without workers/boot.py's binding, a receive that timed out raised ModuleNotFoundError.
+    import zmq
+
+    builtins = any_env.import_module("builtins")
+    made = builtins.eval(_MAKE_ZMQ_ERRORS)
+    assert made == [
+        ("Again", zmq.EAGAIN),
+        ("ContextTerminated", zmq.ETERM),
+        ("ZMQError", zmq.ENOTSUP),
+    ]
+    assert builtins.eval("'zmq' in __import__('sys').modules") is False
