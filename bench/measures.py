@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,6 +188,28 @@ def run_clients(system: System, ctx: Context) -> dict[str, Any]:
     return {"calls_s": rate}
 
 
+POOL_SECONDS = 1.0  # of CPU-bound calls, per pool size and round
+
+
+def run_pool(system: System, ctx: Context) -> dict[str, Any]:
+    """Aggregate CPU-bound calls/s through ``--workers 1``, ``min(4, cores)`` and 4."""
+    pool_rate = getattr(system, "pool_rate", None)
+    if pool_rate is None:
+        raise NotAvailable("measured for the service")
+    cores = os.cpu_count() or 1
+    here = min(4, cores)
+    rates = {n: pool_rate(n, POOL_SECONDS) for n in sorted({1, here, 4})}
+    scaling = rates[here] / rates[1]
+    return {
+        "w1": rates[1],
+        "w_here": rates[here],
+        "w4": rates[4],
+        "scaling": scaling,
+        "efficiency": scaling / here,
+        "cores": cores,
+    }
+
+
 def run_cold(system: System, ctx: Context) -> dict[str, Any]:
     ms = system.cold_start(numpy=False) * 1e3
     return {"ms": ms, **getattr(system, "cold_extra", {})}
@@ -326,6 +349,23 @@ MEASURES: list[Measure] = [
         "lower",
         "zmq",
         run=run_cold_numpy,
+    ),
+    Measure(
+        "pool",
+        "CPU-bound calls through `mvbridge spawn --workers N`, 2N clients (calls/s)",
+        (
+            ("w1", "--workers 1"),
+            ("w_here", "--workers min(4, cores)"),
+            ("w4", "--workers 4"),
+            ("scaling", "min(4, cores) over 1"),
+            ("efficiency", "of linear"),
+            ("cores", "cores"),
+        ),
+        "efficiency",
+        "higher",
+        None,
+        run=run_pool,
+        only=("mvbridge_spawn",),
     ),
     Measure(
         "startup",

@@ -155,7 +155,7 @@ def _targets_table(data: dict[str, Any]) -> list[str]:
             lines.append(f"| {title} | {result['target']} | n/a: {result['reason']} | n/a |")
             continue
         kind, unit, baseline = result["kind"], result["unit"], result["baseline"]
-        if kind in ("absolute", "added"):
+        if kind in ("absolute", "added", "floor"):
             ratio = (
                 f"{fmt(result['median'])}{unit} "
                 f"[{fmt(result['min'])}{unit}{DASH}{fmt(result['max'])}{unit}]"

@@ -22,6 +22,18 @@ from .base import Call, NotAvailable
 from .mvbridge_local import MvbridgeLocal
 
 READY_TIMEOUT = 60.0
+POOL_BURN = 200_000  # benchfuncs.burn's loop: a few ms of pure Python per call
+POOL_JOIN_SLACK = 60.0
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 class MvbridgeSpawn(MvbridgeLocal):
@@ -44,41 +56,51 @@ class MvbridgeSpawn(MvbridgeLocal):
 
     def start(self) -> None:
         import mvbridge
-        from mvbridge.bridge.keys import generate
 
         self._dir = Path(tempfile.mkdtemp(prefix="mvb-bench-spawn-"))
-        server_public, server_secret = generate("server", self._dir)
-        client_public, self._client_secret = generate("client", self._dir / "clients")
-        allow = self._dir / "allow"
-        allow.mkdir()
-        (allow / "client.key").write_bytes(client_public.read_bytes())
-        self._server_public = server_public
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.address = f"tcp://127.0.0.1:{port}"
-        command = [
-            sys.executable, "-m", "mvbridge", "spawn", "--env", "bench",
-            "--interpreter", str(envs.WORKER_PYTHON), "--address", self.address,
-            "--key", str(server_secret), "--allow", str(allow), "--log-level", "warning",
-        ]  # fmt: skip
-        log = open(self._dir / "spawn.log", "wb")  # noqa: SIM115 - the process owns it
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        self._wait_ready()
+        self._make_keys()
+        self.process, self.address = self._launch(workers=1, log_name="spawn.log")
         self.env = mvbridge.Env("bench-spawn", address=self.address, **self._keys())
         self.env.start()
         self.funcs = self.env.import_module("benchfuncs")
         self.funcs_np = self.env.import_module("benchfuncs_np")
 
+    def _make_keys(self) -> None:
+        from mvbridge.bridge.keys import generate
+
+        server_public, self._server_secret = generate("server", self._dir)
+        client_public, self._client_secret = generate("client", self._dir / "clients")
+        self._allow = self._dir / "allow"
+        self._allow.mkdir()
+        (self._allow / "client.key").write_bytes(client_public.read_bytes())
+        self._server_public = server_public
+
+    def _launch(self, workers: int, log_name: str) -> tuple[subprocess.Popen[bytes], str]:
+        """A ``mvbridge spawn`` of the bench env with ``workers`` workers, once it answers."""
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        address = f"tcp://127.0.0.1:{port}"
+        command = [
+            sys.executable, "-m", "mvbridge", "spawn", "--env", "bench",
+            "--interpreter", str(envs.WORKER_PYTHON), "--address", address,
+            "--key", str(self._server_secret), "--allow", str(self._allow),
+            "--log-level", "warning", "--workers", str(workers),
+        ]  # fmt: skip
+        log = open(self._dir / log_name, "wb")  # noqa: SIM115 - the process owns it
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        self._wait_ready(process, address, self._dir / log_name)
+        return process, address
+
     def _keys(self) -> dict[str, str]:
         return {"server_key": str(self._server_public), "client_key": str(self._client_secret)}
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes], address: str, log: Path) -> None:
         from mvbridge.bridge.keys import client_keys
         from mvbridge.errors import MVBridgeError
         from mvbridge.service.ping import ping
@@ -86,12 +108,11 @@ class MvbridgeSpawn(MvbridgeLocal):
         keys = client_keys(self._server_public, self._client_secret)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                text = (self._dir / "spawn.log").read_text(errors="replace")
+            if process.poll() is not None:
+                text = log.read_text(errors="replace")
                 raise RuntimeError(f"mvbridge spawn exited: {text[-2000:]}")
             try:
-                ping(self.address, keys, 1.0)
+                ping(address, keys, 1.0)
                 return
             except MVBridgeError:
                 if time.monotonic() > deadline:
@@ -103,13 +124,7 @@ class MvbridgeSpawn(MvbridgeLocal):
             self.env.shutdown()
             self.env = None
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(15)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(10)
+            _terminate(self.process)
             self.process = None
         if self._dir != Path():
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -147,6 +162,47 @@ class MvbridgeSpawn(MvbridgeLocal):
             env = self._groups.pop(group, None)
         if env is not None:
             env.shutdown()
+
+    def pool_rate(self, workers: int, seconds: float) -> float:
+        """Aggregate calls/s of CPU-bound calls (``benchfuncs.burn``) from ``2 * workers``
+        clients, each a session of its own, through a service of ``workers`` workers."""
+        import mvbridge
+
+        process, address = self._launch(workers, f"pool-{workers}.log")
+        clients = [
+            mvbridge.Env(f"bench-pool-{workers}-{i}", address=address, **self._keys())
+            for i in range(2 * workers)
+        ]
+        try:
+            burns = [env.import_module("benchfuncs").burn for env in clients]
+            for burn in burns:  # every session is open before the clock starts
+                burn(1)
+            counts = [0] * len(burns)
+            start = threading.Barrier(len(burns) + 1)
+            stop_at: list[float] = []
+
+            def run(index: int) -> None:
+                burn = burns[index]
+                start.wait()
+                while time.perf_counter() < stop_at[0]:
+                    burn(POOL_BURN)
+                    counts[index] += 1
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(burns))]
+            for thread in threads:
+                thread.start()
+            began = time.perf_counter()
+            stop_at.append(began + seconds)
+            start.wait()
+            for thread in threads:
+                thread.join(seconds + POOL_JOIN_SLACK)
+                if thread.is_alive():
+                    raise RuntimeError("a pool client did not finish its calls")
+            return sum(counts) / (time.perf_counter() - began)
+        finally:
+            for env in clients:
+                env.shutdown()
+            _terminate(process)
 
     def cold_start(self, numpy: bool) -> float:
         raise NotAvailable("a service starts once; its clients connect (see the service rows)")

@@ -35,6 +35,14 @@ class Counter:
         return self.total
 
 
+def burn(n: int) -> int:
+    """CPU-bound work: ``n`` steps of a pure-Python loop (holds the GIL throughout)."""
+    total = 0
+    for i in range(n):
+        total += i & 7
+    return total
+
+
 def count_up(n: int) -> Iterator[int]:
     """A generator of ``n`` small ints."""
     yield from range(n)
