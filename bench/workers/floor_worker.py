@@ -1,0 +1,92 @@
+"""The raw pyzmq worker of ``bench/floors.py``: ``floor_worker.py MODE FOLDER``.
+
+Serves msgpack no-ops on one DEALER until killed. MODE says how its thread waits for a request
+(``block``, ``poll``, ``zpoll``, ``timeo``), or serves over TCP + CURVE (``curve``), or relays
+TCP + CURVE to a ``block`` worker of its own over ipc (``relay``). Prints
+``ADDRESS SERVER_PUBLIC_KEY`` and then the pid serving the calls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket as socket_module
+import subprocess
+import sys
+
+import msgpack
+import zmq
+
+POLL_MS = 100
+
+
+def _free_tcp() -> str:
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def _curve_socket(context: zmq.Context) -> tuple[zmq.Socket, str, str]:
+    public, secret = zmq.curve_keypair()
+    sock = context.socket(zmq.DEALER)
+    sock.curve_server = True
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    address = _free_tcp()
+    sock.bind(address)
+    return sock, address, public.decode()
+
+
+def serve(mode: str, folder: str) -> None:
+    # SIGTERM ends the process through Python, so a relay stops the worker it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    context = zmq.Context()
+    reply = msgpack.packb(None)
+    if mode in ("curve", "relay"):
+        sock, address, public = _curve_socket(context)
+    else:
+        sock = context.socket(zmq.DEALER)
+        address, public = f"ipc://{folder}/{mode}", "-"
+        sock.bind(address)
+    if mode == "relay":
+        child = subprocess.Popen(
+            [sys.executable, __file__, "block", folder], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None
+        backend_address = child.stdout.readline().split()[0]
+        child.stdout.readline()
+        backend = context.socket(zmq.DEALER)
+        backend.connect(backend_address)
+        print(address, public, flush=True)
+        print(os.getpid(), flush=True)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(backend, zmq.POLLIN)
+        try:
+            while True:  # what a router does on the data path: receive, look, forward
+                for ready, _ in poller.poll():
+                    other = backend if ready is sock else sock
+                    other.send_multipart(ready.recv_multipart(copy=False), copy=False)
+        finally:
+            child.terminate()
+    print(address, public, flush=True)
+    print(os.getpid(), flush=True)
+    items = [(sock, zmq.POLLIN)]
+    if mode == "timeo":
+        sock.setsockopt(zmq.RCVTIMEO, POLL_MS)
+    while True:
+        if mode == "poll":
+            while not sock.poll(POLL_MS):
+                pass
+        elif mode == "zpoll":
+            while not zmq.zmq_poll(items, POLL_MS):
+                pass
+        try:
+            msgpack.unpackb(sock.recv())
+        except zmq.Again:
+            continue
+        sock.send(reply)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2])
