@@ -252,7 +252,11 @@ def run_sync_cold(system: System, ctx: Context) -> dict[str, Any]:
     else:
         sync_s = demo.cold_sync()
         uv_s = demo.by_hand()
-    return {"s": sync_s, "uv_s": uv_s, "vs_uv": sync_s / uv_s}
+    result = {"s": sync_s, "uv_s": uv_s, "vs_uv": sync_s / uv_s}
+    if ctx.first(system, "sync_cold_variants"):  # once a run: each costs a build
+        result["no_stubs_s"] = demo.cold_sync_no_stubs()
+        result["dontwrite_s"] = demo.cold_sync_dontwrite()
+    return result
 
 
 def run_sync_noop(system: System, ctx: Context) -> dict[str, Any]:
@@ -409,8 +413,15 @@ MEASURES: list[Measure] = [
     ),
     Measure(
         "sync_cold",
-        "Cold `mvbridge sync` of the demo with uv (no envs, no lock, uv's cache warm)",
-        (("s", "s"), ("uv_s", "uv venv + uv pip install by hand, s"), ("vs_uv", "ratio")),
+        "Cold `mvbridge sync` of the demo with uv (no envs, no lock, uv's cache warm, bytecode "
+        "writes allowed)",
+        (
+            ("s", "s"),
+            ("uv_s", "uv venv + uv pip install by hand, s"),
+            ("vs_uv", "ratio"),
+            ("no_stubs_s", "s with --no-stubs (first round)"),
+            ("dontwrite_s", "s under PYTHONDONTWRITEBYTECODE=1 (first round)"),
+        ),
         "s",
         "lower",
         None,
