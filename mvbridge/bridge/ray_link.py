@@ -95,6 +95,9 @@ class Replicas:
                 "namespace": NAMESPACE,
                 "get_if_exists": True,
                 "max_restarts": -1,  # a worker that died, or a lost node: Ray brings it back
+                # Our methods may run twice; a call made while the actor restarts then waits
+                # for it rather than failing with ActorUnavailableError.
+                "max_task_retries": -1,
                 "max_concurrency": MAX_CONCURRENCY,
                 "scheduling_strategy": "SPREAD",
             }
@@ -147,7 +150,7 @@ class Replicas:
         timeout = self.ask_timeout if timeout is None else timeout
         try:
             return list(ray.get(refs, timeout=timeout))
-        except GetTimeoutError as exc:
+        except (GetTimeoutError, ray.exceptions.ActorUnavailableError) as exc:
             raise WorkerStartError(
                 f"env {self.spec.name!r}: its Ray actors ({', '.join(self.names)}) did not "
                 f"{what} within {timeout:g} s; does the cluster have the resources they ask "
