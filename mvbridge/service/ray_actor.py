@@ -154,6 +154,9 @@ class EnvReplica:
                 stderr=subprocess.PIPE,
                 text=True,
                 pass_fds=(read,),
+                # Its own process group: the service drains when the pipe closes, rather than
+                # dying mid-call with whatever Ray does to the actor's group.
+                start_new_session=True,
             )
             os.close(read)
             threading.Thread(target=self._read_log, args=(process,), daemon=True).start()

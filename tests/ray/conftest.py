@@ -45,6 +45,10 @@ def offline(wheels: Path, tmp_path_factory: pytest.TempPathFactory):
         "PIP_NO_INDEX": "1",
         "PIP_FIND_LINKS": str(wheels),
         "RAY_USAGE_STATS_ENABLED": "0",
+        # Ray's own cleanup of an actor's child processes off: the service must go because
+        # the pipe it watches closed, which is what happens where Ray cannot clean up.
+        "RAY_kill_child_processes_on_worker_exit": "false",
+        "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper": "false",
     }
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)

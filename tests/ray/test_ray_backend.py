@@ -105,14 +105,20 @@ def test_an_env_whose_pin_breaks_import_ray_still_works(cluster):
     assert "protobuf" in broken.stderr
 
 
-def test_a_killed_actor_takes_its_worker_and_ray_brings_both_back(demo_env):
+@pytest.mark.parametrize("kill", ["ray.kill", "SIGKILL"])
+def test_a_killed_actor_takes_its_worker_and_ray_brings_both_back(demo_env, kill):
+    """``ray.kill`` ends the actor's child processes itself; a SIGKILL (the OOM killer, say)
+    leaves that to the pipe the service watches."""
     import ray
 
     demo = demo_env.import_module("mvb_demo")
     counter = demo.make_counter(5)
     old = _endpoint(demo_env)
     old_pid = demo.pid()
-    ray.kill(demo_env.current_session().link.actor, no_restart=False)
+    if kill == "SIGKILL":
+        os.kill(old["actor_pid"], signal.SIGKILL)
+    else:
+        ray.kill(demo_env.current_session().link.actor, no_restart=False)
     wait_until(lambda: _gone(old_pid) and _gone(old["service_pid"]), timeout=30)
     # The next call asks the actor (restarted by Ray) where its new worker is.
     assert demo.pid() != old_pid
@@ -142,7 +148,9 @@ def test_two_replicas_spread_and_each_session_sticks_to_one(cluster):
         pid = one.pid()
         two = second.import_module("mvb_demo")
         assert two.pid() != pid  # the second session went to the other replica
-        assert _endpoint(first)["node_id"] != _endpoint(second)["node_id"]  # on the other node
+        assert _endpoint(first)["address"] != _endpoint(second)["address"]
+        # Not asserted: that they are on two nodes. Ray's SPREAD is best effort, and takes
+        # the actors of the tests before (ending) into account.
         assert {one.pid() for _ in range(5)} == {pid}  # and the first stayed where it was
 
 
