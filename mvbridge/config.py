@@ -175,7 +175,7 @@ def _require_ray(at: str) -> None:
     # find_spec, not import: `import ray` takes seconds, and a config is read on every import.
     if importlib.util.find_spec("ray") is None:
         raise ConfigError(
-            f"{at}: backend = \"ray\" needs Ray, which is not installed in this Python "
+            f'{at}: backend = "ray" needs Ray, which is not installed in this Python '
             f"({sys.executable}); install it with: {RAY_EXTRA}"
         )
 
@@ -345,7 +345,7 @@ def _backend(at: str, table: dict[str, Any]) -> tuple[str, RayPlacement | None]:
         return backend, None
     if "address" in table:
         raise ConfigError(
-            f'{at}: backend = "ray" builds the env from its \'requirements\' on the cluster\'s '
+            f"{at}: backend = \"ray\" builds the env from its 'requirements' on the cluster's "
             "nodes; an 'address' names a service that is already running: choose one"
         )
     return backend, ray_placement(

@@ -528,7 +528,7 @@ def _ray_placement(
         given = (address is not None, replicas != 1, num_cpus is not None, bool(resources))
         if any(given) or detached:
             raise ConfigError(
-                f'{at}: ray_address, replicas, num_cpus, resources and detached apply only with '
+                f"{at}: ray_address, replicas, num_cpus, resources and detached apply only with "
                 'backend="ray"'
             )
         return None

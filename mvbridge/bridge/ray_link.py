@@ -253,8 +253,7 @@ class RayLink(ServiceLink):
 
     def describe(self) -> str:
         return (
-            f"the worker of env {self.env_name!r} placed by Ray ({self.actor_name}, "
-            f"{self.address})"
+            f"the worker of env {self.env_name!r} placed by Ray ({self.actor_name}, {self.address})"
         )
 
     def next_steps(self) -> str:

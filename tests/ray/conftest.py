@@ -30,7 +30,9 @@ def wheels() -> Path:
     folder = os.environ.get("MVBRIDGE_TEST_WHEELS")
     if not folder or not _loopback_only():
         pytest.fail(f"the ray tests need a network of their own and downloaded wheels: {HOW}")
-    build_wheel(Path(folder), "mvb_demo", "1.0", {"mvb_demo/__init__.py": demo_source("1.0", "Hello")})
+    build_wheel(
+        Path(folder), "mvb_demo", "1.0", {"mvb_demo/__init__.py": demo_source("1.0", "Hello")}
+    )
     return Path(folder)
 
 

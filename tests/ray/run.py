@@ -53,7 +53,11 @@ def main(argv: list[str]) -> int:
         probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
         if probe.returncode != 0:
             return fail(f"cannot make a network namespace: {probe.stderr.strip()}")
-        environ = {**os.environ, "MVBRIDGE_TEST_WHEELS": str(wheels), "RAY_USAGE_STATS_ENABLED": "0"}
+        environ = {
+            **os.environ,
+            "MVBRIDGE_TEST_WHEELS": str(wheels),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
         command = [
             "unshare", "-n", "sh", "-c",
             'ip link set lo up && exec "$0" -m pytest -m ray -p no:cacheprovider tests/ray "$@"',

@@ -81,7 +81,9 @@ def test_an_env_whose_pin_breaks_import_ray_still_works(cluster):
     """protobuf 3.19 lacks ``google.protobuf.internal.builder``, which Ray's generated code
     imports: layered over Ray's own packages (what ``runtime_env`` does), it breaks Ray. The
     env here is mvbridge's own, so the pin stands and the worker runs."""
-    with mvbridge.Env("old-pb", requirements=["mvb_demo==1.0", "protobuf==3.19.6"], backend="ray") as env:
+    with mvbridge.Env(
+        "old-pb", requirements=["mvb_demo==1.0", "protobuf==3.19.6"], backend="ray"
+    ) as env:
 
         def protobuf_facts():
             import sysconfig
@@ -162,14 +164,16 @@ def test_shutdown_ends_the_actors_unless_detached(cluster):
         name = env.current_session().link.actor_name
     actor = ray.get_actor(name, namespace="mvbridge")  # still there, for other hosts
     try:
-        with mvbridge.Env("kept", requirements=["mvb_demo==1.0"], backend="ray", detached=True) as env:
+        with mvbridge.Env(
+            "kept", requirements=["mvb_demo==1.0"], backend="ray", detached=True
+        ) as env:
             assert env.info.address == address
     finally:
         ray.kill(actor, no_restart=True)
     with mvbridge.Env("gone", requirements=["mvb_demo==1.0"], backend="ray") as env:
         env.start()
         name = env.current_session().link.actor_name
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Failed to look up actor"):
         ray.get_actor(name, namespace="mvbridge")
 
 

@@ -27,9 +27,7 @@ def test_ray_keys_are_read(tmp_path):
 def test_a_declared_ray_env_is_imported_from_mvbridge(cluster, tmp_path):
     import ray
 
-    write_config(
-        tmp_path, '[envs.placed]\nrequirements = ["mvb_demo==1.0"]\nbackend = "ray"\n'
-    )
+    write_config(tmp_path, '[envs.placed]\nrequirements = ["mvb_demo==1.0"]\nbackend = "ray"\n')
     done = run_python(
         "from mvbridge import mvb_demo\n"
         "import mvbridge\n"
