@@ -261,7 +261,7 @@ def _progress(message: str) -> None:
 def _node_ip() -> str:
     import ray
 
-    return str(ray.util.get_node_ip_address())
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]  # Ray: untyped
 
 
 def _free_port(host: str) -> int:
