@@ -92,12 +92,8 @@ class MvbridgeRay(MvbridgeLocal):
 
         _ray_up()
         self._dir = Path(tempfile.mkdtemp(prefix="mvb-bench-ray-"))
-        self.env = mvbridge.Env(
-            "bench-ray", requirements=[str(_bench_wheel(self._dir)), envs.NUMPY], backend="ray"
-        )
-        self.env.start()
-        self.funcs = self.env.import_module("benchfuncs")
-        self.funcs_np = self.env.import_module("benchfuncs_np")
+        wheel = _bench_wheel(self._dir)
+        self.use(mvbridge.Env("bench-ray", requirements=[str(wheel), envs.NUMPY], backend="ray"))
 
     def stop(self) -> None:
         if self.env is not None:

@@ -27,6 +27,7 @@ from .runtime import ensure_runtime, interpreter_facts
 if TYPE_CHECKING:  # pragma: no cover
     from .client import HostSession
     from .envs import EnvRecord
+    from .links import Link
     from .proxy import RemoteModule
     from .ray_link import Replicas
 
@@ -354,8 +355,6 @@ class Env:
 
         server_key = self.server_key or os.environ.get("MVBRIDGE_SERVER_KEY") or None
         client_key = self.client_key or os.environ.get("MVBRIDGE_CLIENT_KEY") or None
-        from .client import HostSession
-
         link = ServiceLink(
             self.name,
             address,
@@ -363,6 +362,12 @@ class Env:
             self.connect_timeout,
             self.heartbeat_timeout,
         )
+        return self._remote_session(link)
+
+    def _remote_session(self, link: Link) -> HostSession:
+        """A session over ``link`` to a worker on another machine (a service, a Ray replica)."""
+        from .client import HostSession
+
         return HostSession(
             self.name,
             link,
@@ -373,24 +378,12 @@ class Env:
         )
 
     def _connect_ray(self) -> HostSession:
-        from .client import HostSession
         from .ray_link import RayLink, Replicas
 
         if self._replicas is None:
             self._replicas = Replicas(self.spec, self.pins)
         link = RayLink(self.name, self._replicas, self.connect_timeout, self.heartbeat_timeout)
-        try:
-            session = HostSession(
-                self.name,
-                link,
-                self.call_timeout,
-                self._module_proxy,
-                self.connect_timeout,
-                async_pool=self.async_pool,
-            )
-        except BaseException:
-            link.close()
-            raise
+        session = self._remote_session(link)  # closes the link if the handshake fails
         if self._records_service and self.location is not None:
             from .ray_link import record_service
 
