@@ -162,7 +162,8 @@ class Replicas:
         except RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, MVBridgeError):
-                raise cause from exc
+                self.release()  # the failed actors go: the next use tries again, afresh
+                raise cause from None
             raise self._failed(exc) from exc
         except RayActorError as exc:
             raise self._failed(exc) from exc

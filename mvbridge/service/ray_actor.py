@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import EnvSpec
-from ..errors import ConfigError, WorkerStartError
+from ..errors import ConfigError, MVBridgeError, WorkerStartError
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +56,11 @@ class EnvReplica:
     """
 
     def __init__(self, spec: EnvSpec, pins: dict[str, str] | None, label: str) -> None:
-        from ..bridge.envs import adhoc_location, ensure_env
-
         self.label = label
         self.spec = spec
-        self.record = ensure_env(spec, adhoc_location(spec), _progress, pins)
-        self.host = _node_ip()
+        # A build or start that fails is kept and raised by every method: a constructor that
+        # raised would reach the host only as Ray's text, and the host ends this actor then.
+        self.failure: MVBridgeError | None = None
         self.clients = 0
         self._lock = threading.Lock()
         self._events: collections.Counter[str] = collections.Counter()
@@ -69,6 +68,17 @@ class EnvReplica:
         self._changed = threading.Condition()
         self._stopping = False
         self._folder = Path(tempfile.mkdtemp(prefix="mvbridge-ray-"))  # 0700
+        try:
+            self._serve(pins)
+        except MVBridgeError as exc:
+            self.failure = exc
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _serve(self, pins: dict[str, str] | None) -> None:
+        from ..bridge.envs import adhoc_location, ensure_env
+
+        self.record = ensure_env(self.spec, adhoc_location(self.spec), _progress, pins)
+        self.host = _node_ip()
         self._allow = self._folder / "allowed"
         self._allow.mkdir()
         self.server_public = _server_keys(self._folder)
@@ -84,9 +94,12 @@ class EnvReplica:
             and the env's ``modules``, ``python`` and ``versions``.
 
         Raises:
+            EnvBuildError: the env did not build on this node.
             ConfigError: ``client_public`` is not a CurveZMQ public key.
-            WorkerStartError: the service did not take the key within ``RELOAD_TIMEOUT``.
+            WorkerStartError: the service did not start, or did not take the key within
+                ``RELOAD_TIMEOUT``.
         """
+        self._check()
         with self._lock:
             self._allow_key(client_public)
             self.clients += 1
@@ -96,6 +109,7 @@ class EnvReplica:
         """The worker's address and public key: a new pair means a new worker."""
         import ray
 
+        self._check()
         return {
             "address": self.address,
             "server_public": self.server_public,
@@ -106,10 +120,17 @@ class EnvReplica:
 
     def load(self) -> int:
         """How many sessions this replica has handed out (hosts spread over the least used)."""
+        self._check()
         return self.clients
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
     def stop(self) -> None:
         """Stop the service; the actor itself is ended by whoever called this (``ray.kill``)."""
+        if self.failure is not None:
+            return
         self._stopping = True
         os.close(self._watch_fd)  # the service drains and exits
         try:

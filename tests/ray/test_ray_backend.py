@@ -193,3 +193,16 @@ def test_a_lost_node_gets_the_env_rebuilt_on_another(cluster):
         new = _endpoint(env)
         assert new["node_id"] == cluster.b.node_id
         assert "cache-b2" in env.info.executable  # built anew, in the new node's cache
+
+
+def test_an_env_that_cannot_build_raises_the_builders_error_and_is_tried_again(cluster):
+    import ray
+
+    with mvbridge.Env("unbuildable", requirements=["mvb-nowhere==9.9"], backend="ray") as env:
+        for _ in range(2):  # the failed actor is ended: the second use builds again, afresh
+            with pytest.raises(mvbridge.EnvBuildError, match="mvb-nowhere") as caught:
+                env.start()
+            assert "the installer failed" in str(caught.value)
+        name = env._replicas.names[0]
+        with pytest.raises(ValueError, match="Failed to look up actor"):
+            ray.get_actor(name, namespace="mvbridge")
