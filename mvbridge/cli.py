@@ -419,6 +419,9 @@ def _sync(args: argparse.Namespace) -> int:
             else:
                 _progress(f"env {name!r}: a service at {spec.address}; nothing to build")
             continue
+        if spec.backend == "ray":
+            _progress(f"env {name!r}: placed on Ray; each replica's node builds it at first use")
+            continue
         pins = None
         if args.locked:
             entry = lock.get(name)
@@ -533,7 +536,7 @@ def _envs(args: argparse.Namespace) -> int:
     lock = read_lock(config.lock_path) or {}
     rows = [("ENV", "PYTHON", "STATE", "MODULES", "VERSIONS")]
     for name, spec in config.envs.items():
-        if spec.address:
+        if spec.address or spec.backend == "ray":
             service = read_service_record(env_location(config, name))
             modules = (
                 spec.modules if spec.modules is not None else (service.modules if service else [])
@@ -542,7 +545,7 @@ def _envs(args: argparse.Namespace) -> int:
                 (
                     name,
                     service.python if service else "-",
-                    f"service {spec.address}",
+                    f"service {spec.address}" if spec.address else "on ray",
                     ", ".join(modules) or "-",
                     " ".join(
                         f"{d}=={v}"

@@ -17,6 +17,13 @@ connect_timeout = 10         # seconds a (re)connection may take
 heartbeat_timeout = 10       # seconds of silence before calls in flight fail
 call_timeout = 30            # optional: default deadline of each call, in seconds
 async_pool = 16              # optional: awaited calls of one event loop that run at once
+backend = "ray"              # optional: place the workers on a Ray cluster (default "local");
+                             # then also (needs `pip install "mvbridge[ray]"`):
+ray_address = "auto"         # the cluster (default: the host's ray.init, else Ray's discovery)
+replicas = 2                 # workers spread over the cluster; a host session uses one
+num_cpus = 1                 # CPUs each replica's actor reserves
+resources = {gpu_node = 1}   # custom Ray resources each replica's actor reserves
+detached = false             # actors outlive this host, shared by every host that names them
 ```
 """
 
@@ -44,8 +51,18 @@ ENV_KEYS = {
     "call_timeout",
     "allow_build",
     "async_pool",
+    "backend",
+    "ray_address",
+    "replicas",
+    "num_cpus",
+    "resources",
+    "detached",
 }
+RAY_KEYS = {"ray_address", "replicas", "num_cpus", "resources", "detached"}
 SERVICE_KEYS = {"server_key", "client_key", "connect_timeout", "heartbeat_timeout"}
+BACKENDS = ("local", "ray")
+RAY_EXTRA = 'pip install "mvbridge[ray]"'
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
@@ -69,6 +86,9 @@ class EnvSpec:
         call_timeout: default per-call deadline in seconds, or None.
         allow_build: may compile a requirement that has no wheel for the env's Python.
         async_pool: how many awaited calls of one event loop run at once.
+        backend: ``"local"`` (a worker on this machine) or ``"ray"`` (workers placed on a Ray
+            cluster; see ``ray``).
+        ray: where and how a ``"ray"`` env's workers are placed, else None.
     """
 
     name: str
@@ -83,6 +103,81 @@ class EnvSpec:
     call_timeout: float | None = None
     allow_build: bool = False
     async_pool: int = 16
+    backend: str = "local"
+    ray: RayPlacement | None = None
+
+
+@dataclass(frozen=True)
+class RayPlacement:
+    """Where a ``backend = "ray"`` env's workers run.
+
+    Attributes:
+        address: the cluster to connect to when this process has not called ``ray.init``
+            (None: Ray's own discovery, ``RAY_ADDRESS`` or a local cluster).
+        replicas: how many workers (one Ray actor each) to spread over the cluster.
+        num_cpus: CPUs each replica's actor reserves (None: Ray's default for actors).
+        resources: custom Ray resources each replica's actor reserves.
+        detached: the actors outlive the host that made them, for other hosts to share.
+    """
+
+    address: str | None = None
+    replicas: int = 1
+    num_cpus: float | None = None
+    resources: tuple[tuple[str, float], ...] = ()
+    detached: bool = False
+
+
+def ray_placement(
+    at: str,
+    address: Any = None,
+    replicas: Any = 1,
+    num_cpus: Any = None,
+    resources: Any = None,
+    detached: Any = False,
+) -> RayPlacement:
+    """A checked ``RayPlacement``; ``at`` names the env for messages.
+
+    Raises:
+        ConfigError: a value is of the wrong kind, or Ray is not installed.
+    """
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ConfigError(f"{at}: 'ray_address' must be a Ray address such as \"auto\"")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ConfigError(f"{at}: 'replicas' must be a whole number >= 1")
+    if num_cpus is not None and (
+        isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus < 0
+    ):
+        raise ConfigError(f"{at}: 'num_cpus' must be a number >= 0")
+    resources = resources or {}
+    if not isinstance(resources, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        for k, v in resources.items()
+    ):
+        raise ConfigError(
+            f"{at}: 'resources' must be a table of Ray resource names and amounts > 0, "
+            "e.g. {gpu_node = 1}"
+        )
+    if not isinstance(detached, bool):
+        raise ConfigError(f"{at}: 'detached' must be true or false")
+    _require_ray(at)
+    return RayPlacement(
+        address=address.strip() if address else None,
+        replicas=replicas,
+        num_cpus=None if num_cpus is None else float(num_cpus),
+        resources=tuple(sorted((k, float(v)) for k, v in resources.items())),
+        detached=detached,
+    )
+
+
+def _require_ray(at: str) -> None:
+    import importlib.util
+
+    # find_spec, not import: `import ray` takes seconds, and a config is read on every import.
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError(
+            f'{at}: backend = "ray" needs Ray, which is not installed in this Python '
+            f"({sys.executable}); install it with: {RAY_EXTRA}"
+        )
 
 
 @dataclass(frozen=True)
@@ -220,6 +315,7 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
     if not isinstance(allow_build, bool):
         raise ConfigError(f"{at}: 'allow_build' must be true or false")
     keys = {k: _path(at, root, table.get(k), k) for k in ("server_key", "client_key")}
+    backend, ray = _backend(at, table)
     return EnvSpec(
         name=name,
         requirements=tuple(resolve_requirement(r, root) for r in requirements),
@@ -233,6 +329,32 @@ def _env_spec(where: str, root: Path, name: str, table: Any) -> EnvSpec:
         call_timeout=timeout,
         allow_build=allow_build,
         async_pool=_count(at, table, "async_pool", 16),
+        backend=backend,
+        ray=ray,
+    )
+
+
+def _backend(at: str, table: dict[str, Any]) -> tuple[str, RayPlacement | None]:
+    backend = table.get("backend", "local")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{at}: 'backend' must be one of {', '.join(map(repr, BACKENDS))}")
+    if backend != "ray":
+        misplaced = sorted(RAY_KEYS & set(table))
+        if misplaced:
+            raise ConfigError(f'{at}: {misplaced} apply only with backend = "ray"')
+        return backend, None
+    if "address" in table:
+        raise ConfigError(
+            f"{at}: backend = \"ray\" builds the env from its 'requirements' on the cluster's "
+            "nodes; an 'address' names a service that is already running: choose one"
+        )
+    return backend, ray_placement(
+        at,
+        table.get("ray_address"),
+        table.get("replicas", 1),
+        table.get("num_cpus"),
+        table.get("resources"),
+        table.get("detached", False),
     )
 
 

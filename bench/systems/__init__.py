@@ -11,6 +11,7 @@ from .peer_execnet import Execnet
 from .peer_pyro5 import Pyro5System
 from .peer_rpyc import Rpyc
 from .peer_zerorpc import Zerorpc
+from .ray_placed import MvbridgeRay, RayActor
 from .shared_memory import SharedMem
 from .zmq_raw import RawZmq, RawZmqCurve, RawZmqZeroCopy
 
@@ -23,6 +24,8 @@ ALL: list[type[System]] = [
     SharedMem,
     MvbridgeLocal,
     MvbridgeSpawn,
+    MvbridgeRay,
+    RayActor,
     Execnet,
     Rpyc,
     Pyro5System,

@@ -49,7 +49,11 @@ class MvbridgeLocal(System):
     def start(self) -> None:
         import mvbridge
 
-        self.env = mvbridge.Env("bench", interpreter=str(envs.WORKER_PYTHON))
+        self.use(mvbridge.Env("bench", interpreter=str(envs.WORKER_PYTHON)))
+
+    def use(self, env: Any) -> None:
+        """Start ``env`` and take the bench functions from it."""
+        self.env = env
         self.env.start()
         self.funcs = self.env.import_module("benchfuncs")
         self.funcs_np = self.env.import_module("benchfuncs_np")

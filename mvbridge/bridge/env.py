@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config import EnvSpec, resolve_requirement
+from ..config import EnvSpec, ray_placement, resolve_requirement
 from ..core import protocol as P
 from ..errors import ConfigError, MVBridgeError, SerializationError
 from .runtime import ensure_runtime, interpreter_facts
@@ -27,7 +27,9 @@ from .runtime import ensure_runtime, interpreter_facts
 if TYPE_CHECKING:  # pragma: no cover
     from .client import HostSession
     from .envs import EnvRecord
+    from .links import Link
     from .proxy import RemoteModule
+    from .ray_link import Replicas
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +119,20 @@ class Env:
             call fails.
         heartbeat_timeout: how long a service connection may stay silent before the calls in
             flight fail with ``WorkerDiedError``.
+        backend: ``"local"`` (default), or ``"ray"``: the worker runs on a Ray cluster, in an
+            env built from ``requirements`` on the node Ray chose (needs
+            ``pip install "mvbridge[ray]"``).
+        ray_address: the cluster to connect to if this process has not called ``ray.init``
+            (default: Ray's own discovery).
+        replicas: how many workers to spread over the cluster; a session uses one of them.
+        num_cpus: CPUs each replica's Ray actor reserves (default: Ray's).
+        resources: custom Ray resources each replica's actor reserves.
+        detached: the actors outlive this process, shared by every host naming the same env.
 
     Raises:
         ConfigError: not exactly one of ``interpreter``, ``requirements`` and ``address`` was
-            given, or keys were given for an env that is not a service.
+            given, keys were given for an env that is not a service, Ray options for an env
+            that is not on Ray, or ``backend="ray"`` without Ray installed.
     """
 
     def __init__(
@@ -139,6 +151,12 @@ class Env:
         connect_timeout: float = 10.0,
         heartbeat_timeout: float = 10.0,
         allow_build: bool = False,
+        backend: str = "local",
+        ray_address: str | None = None,
+        replicas: int = 1,
+        num_cpus: float | None = None,
+        resources: dict[str, float] | None = None,
+        detached: bool = False,
     ) -> None:
         given = [
             k
@@ -162,6 +180,9 @@ class Env:
             raise ConfigError(f"env {name!r}: async_pool must be a whole number >= 1")
         if (server_key or client_key) and not address:
             raise ConfigError(f"env {name!r}: server_key/client_key apply only with address=")
+        ray = _ray_placement(
+            name, backend, requirements, ray_address, replicas, num_cpus, resources, detached
+        )
         self.name = name
         self.interpreter = str(interpreter) if interpreter is not None else None
         self.spec = EnvSpec(
@@ -172,6 +193,8 @@ class Env:
             call_timeout=call_timeout,
             allow_build=allow_build,
             async_pool=async_pool,
+            backend=backend,
+            ray=ray,
         )
         self.location: Path | None = None
         if requirements:
@@ -192,6 +215,8 @@ class Env:
         self._session: HostSession | None = None
         self._modules: dict[str, RemoteModule] = {}
         self._starts = 0
+        self._replicas: Replicas | None = None
+        self._records_service = False  # a declared ray env: record what its worker exposes
         with _registry_lock:
             _registry[name] = self
 
@@ -224,7 +249,9 @@ class Env:
                 python=spec.python,
                 call_timeout=spec.call_timeout,
                 async_pool=spec.async_pool,
+                **_ray_kwargs(spec),
             )
+            env._records_service = spec.backend == "ray"
         env.spec = spec
         env.location = location
         env.pins = pins
@@ -238,8 +265,8 @@ class Env:
         Raises:
             EnvBuildError: the env could not be created or its requirements not installed.
         """
-        if self.address is not None:
-            return  # a service: its host built it
+        if self.address is not None or self.spec.backend == "ray":
+            return  # a service: its host built it; on Ray: each replica's node builds it
         with self._lock:
             ensure_runtime(interpreter_facts(self._worker_interpreter(progress, installer)))
 
@@ -297,6 +324,8 @@ class Env:
     def _spawn(self) -> HostSession:
         if self.address is not None:
             return self._connect(self.address)
+        if self.spec.backend == "ray":
+            return self._connect_ray()
         interpreter = self._worker_interpreter()
         runtime = ensure_runtime(interpreter_facts(interpreter))
         from .supervisor import start_local
@@ -326,8 +355,6 @@ class Env:
 
         server_key = self.server_key or os.environ.get("MVBRIDGE_SERVER_KEY") or None
         client_key = self.client_key or os.environ.get("MVBRIDGE_CLIENT_KEY") or None
-        from .client import HostSession
-
         link = ServiceLink(
             self.name,
             address,
@@ -335,6 +362,12 @@ class Env:
             self.connect_timeout,
             self.heartbeat_timeout,
         )
+        return self._remote_session(link)
+
+    def _remote_session(self, link: Link) -> HostSession:
+        """A session over ``link`` to a worker on another machine (a service, a Ray replica)."""
+        from .client import HostSession
+
         return HostSession(
             self.name,
             link,
@@ -344,15 +377,34 @@ class Env:
             async_pool=self.async_pool,
         )
 
+    def _connect_ray(self) -> HostSession:
+        from .ray_link import RayLink, Replicas
+
+        if self._replicas is None:
+            self._replicas = Replicas(self.spec, self.pins)
+        link = RayLink(self.name, self._replicas, self.connect_timeout, self.heartbeat_timeout)
+        session = self._remote_session(link)  # closes the link if the handshake fails
+        if self._records_service and self.location is not None:
+            from .ray_link import record_service
+
+            record_service(self.name, self.location, link.endpoint)
+        return session
+
     def _cleanup(self, session: HostSession) -> None:
         session.shutdown()
 
     def shutdown(self) -> None:
-        """Stop the worker, if one runs; calls waiting on it raise ``WorkerDiedError``."""
+        """Stop the worker, if one runs; calls waiting on it raise ``WorkerDiedError``.
+
+        On Ray, the env's actors end too, unless they are detached (shared with other hosts).
+        """
         with self._lock:
             session = self._session
             if session is not None:
                 self._cleanup(session)
+            replicas, self._replicas = self._replicas, None
+            if replicas is not None:
+                replicas.release()
             with _registry_lock:
                 _running.discard(self)
 
@@ -372,6 +424,8 @@ class Env:
 
     def __repr__(self) -> str:
         where = self.interpreter or self.address or self.location
+        if self.spec.ray is not None:
+            where = f"ray, {self.spec.ray.replicas} replica(s)"
         return f"<mvbridge.Env {self.name!r} {self.state.value} ({where})>"
 
     # -- use -------------------------------------------------------------------------------------
@@ -449,6 +503,49 @@ class Env:
             pending_releases=session.pending_releases(),
             restarts=max(0, self._starts - 1),
         )
+
+
+def _ray_placement(
+    name: str,
+    backend: str,
+    requirements: list[str] | None,
+    address: str | None,
+    replicas: int,
+    num_cpus: float | None,
+    resources: dict[str, float] | None,
+    detached: bool,
+) -> Any:
+    """The checked Ray placement of ``Env(..., backend="ray")``, else None."""
+    at = f"env {name!r}"
+    if backend == "local":
+        given = (address is not None, replicas != 1, num_cpus is not None, bool(resources))
+        if any(given) or detached:
+            raise ConfigError(
+                f"{at}: ray_address, replicas, num_cpus, resources and detached apply only with "
+                'backend="ray"'
+            )
+        return None
+    if backend != "ray":
+        raise ConfigError(f'{at}: backend must be "local" or "ray", not {backend!r}')
+    if not requirements:
+        raise ConfigError(
+            f'{at}: backend="ray" builds the env on the cluster\'s nodes from requirements=[...]'
+        )
+    return ray_placement(at, address, replicas, num_cpus, resources, detached)
+
+
+def _ray_kwargs(spec: EnvSpec) -> dict[str, Any]:
+    if spec.ray is None:
+        return {}
+    placement = spec.ray
+    return {
+        "backend": "ray",
+        "ray_address": placement.address,
+        "replicas": placement.replicas,
+        "num_cpus": placement.num_cpus,
+        "resources": dict(placement.resources),
+        "detached": placement.detached,
+    }
 
 
 def _call_request(

@@ -70,7 +70,7 @@ def recorded_modules(config: Config, name: str) -> list[str] | None:
     if spec.modules is not None:
         return list(spec.modules)
     location = env_location(config, name)
-    if spec.address:
+    if spec.address or spec.backend == "ray":
         service = read_service_record(location)
         return service.modules if service is not None else None
     record = read_record(location)
@@ -96,6 +96,9 @@ def exposing(module: str, config: Config, build: bool = True) -> list[str]:
                 continue
             env = configured_env(name, config)
             assert env is not None
+            if spec.backend == "ray":
+                env.start()  # its worker says what it exposes (recorded by the env)
+                continue
             env.build()
         return exposing(module, config, build=False)
     return found

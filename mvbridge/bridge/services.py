@@ -75,8 +75,13 @@ def ask_service(spec: EnvSpec, location: Path) -> ServiceRecord:
         modules=sorted(str(m) for m in facts.get("modules", [])),
         versions={str(k): str(v) for k, v in facts.get("versions", {}).items()},
     )
+    write_service_record(location, record)
+    return record
+
+
+def write_service_record(location: Path, record: ServiceRecord) -> None:
+    """Keep ``record`` in ``location`` (replaced whole, so readers never see half of it)."""
     location.mkdir(parents=True, exist_ok=True)
     tmp = location / f"{RECORD_NAME}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
     os.replace(tmp, location / RECORD_NAME)
-    return record

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import pytest
 
+import mvbridge
 from mvbridge.config import find_config, load_config
 from mvbridge.errors import ConfigError
 
@@ -126,3 +130,48 @@ def test_service_env_mistakes_are_refused(tmp_path, table, message):
     write(tmp_path / "mvbridge.toml", f"[envs.svc]\n{table}\n")
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "mvbridge.toml")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('requirements = ["six"]\nbackend = "slurm"', "'backend' must be one of 'local', 'ray'"),
+        ('requirements = ["six"]\nreplicas = 2', 'apply only with backend = "ray"'),
+        ('address = "tcp://h:1"\nbackend = "ray"', "choose one"),
+        ('requirements = ["six"]\nbackend = "ray"\nreplicas = 0', "'replicas' must be a whole"),
+        ('requirements = ["six"]\nbackend = "ray"\nnum_cpus = -1', "'num_cpus' must be a number"),
+        ('requirements = ["six"]\nbackend = "ray"\nresources = {a = 0}', "'resources' must be"),
+        ('requirements = ["six"]\nbackend = "ray"\ndetached = 1', "'detached' must be true"),
+    ],
+)
+def test_ray_env_mistakes_are_refused(tmp_path, table, message):
+    write(tmp_path / "mvbridge.toml", f"[envs.a]\n{table}\n")
+    with pytest.raises(ConfigError, match=f"env 'a'.*{message}"):
+        load_config(tmp_path / "mvbridge.toml")
+
+
+def test_ray_env_without_ray_installed_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: find_spec says None
+    write(tmp_path / "mvbridge.toml", '[envs.a]\nrequirements = ["six"]\nbackend = "ray"\n')
+    with pytest.raises(ConfigError, match=re.escape('pip install "mvbridge[ray]"')):
+        load_config(tmp_path / "mvbridge.toml")
+    with pytest.raises(ConfigError, match=re.escape('pip install "mvbridge[ray]"')):
+        mvbridge.Env("a", requirements=["six"], backend="ray")
+
+
+def test_ray_options_without_backend_ray_are_refused():
+    with pytest.raises(ConfigError, match='apply only with backend="ray"'):
+        mvbridge.Env("a", requirements=["six"], replicas=2)
+    with pytest.raises(ConfigError, match="from requirements"):
+        mvbridge.Env("a", interpreter=sys.executable, backend="ray")
+
+
+def test_importing_mvbridge_does_not_import_ray(tmp_path):
+    from tests.helpers import run_python
+
+    done = run_python(
+        "import sys, mvbridge; mvbridge.Env; import mvbridge.bridge.env; "
+        "print('ray' in sys.modules)",
+        tmp_path,
+    )
+    assert done.stdout.strip() == "False", done.stderr
