@@ -38,8 +38,6 @@ def _curve_socket(context: zmq.Context) -> tuple[zmq.Socket, str, str]:
 
 
 def serve(mode: str, folder: str) -> None:
-    # SIGTERM ends the process through Python, so a relay stops the worker it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     context = zmq.Context()
     reply = msgpack.packb(None)
     if mode in ("curve", "relay"):
@@ -49,6 +47,8 @@ def serve(mode: str, folder: str) -> None:
         address, public = f"ipc://{folder}/{mode}", "-"
         sock.bind(address)
     if mode == "relay":
+        # SIGTERM ends a relay through Python, so it stops the worker it started first.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         child = subprocess.Popen(
             [sys.executable, __file__, "block", folder], stdout=subprocess.PIPE, text=True
         )
@@ -69,6 +69,8 @@ def serve(mode: str, folder: str) -> None:
                     other.send_multipart(ready.recv_multipart(copy=False), copy=False)
         finally:
             child.terminate()
+            child.wait(10)
+            os._exit(0)  # not context.term(): it would wait for the sockets' queued messages
     print(address, public, flush=True)
     print(os.getpid(), flush=True)
     items = [(sock, zmq.POLLIN)]
