@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -89,7 +90,9 @@ class RawWorker:
         self.folder = Path(tempfile.mkdtemp(prefix="mvb-floor-"))
         self.context = zmq.Context()
         command = [sys.executable, str(WORKER), mode, str(self.folder)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         assert self.process.stdout is not None
         address, server_public = self.process.stdout.readline().split()
         self.socket = self.context.socket(zmq.DEALER)
@@ -113,7 +116,7 @@ class RawWorker:
     def close(self) -> None:
         self.socket.close(linger=0)
         self.context.term()
-        self.process.terminate()
+        os.killpg(self.process.pid, signal.SIGKILL)  # a relay's own worker with it
         self.process.wait(10)
         for path in self.folder.iterdir():
             path.unlink()

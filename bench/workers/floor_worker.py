@@ -3,13 +3,13 @@
 Serves msgpack no-ops on one DEALER until killed. MODE says how its thread waits for a request
 (``block``, ``poll``, ``zpoll``, ``timeo``), or serves over TCP + CURVE (``curve``), or relays
 TCP + CURVE to a ``block`` worker of its own over ipc (``relay``). Prints
-``ADDRESS SERVER_PUBLIC_KEY`` and then the pid serving the calls.
+``ADDRESS SERVER_PUBLIC_KEY`` and then the pid serving the calls. ``floors.py`` starts each in
+a process group of its own and kills the group (a relay's worker too).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket as socket_module
 import subprocess
 import sys
@@ -47,8 +47,6 @@ def serve(mode: str, folder: str) -> None:
         address, public = f"ipc://{folder}/{mode}", "-"
         sock.bind(address)
     if mode == "relay":
-        # SIGTERM ends a relay through Python, so it stops the worker it started first.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         child = subprocess.Popen(
             [sys.executable, __file__, "block", folder], stdout=subprocess.PIPE, text=True
         )
@@ -62,15 +60,10 @@ def serve(mode: str, folder: str) -> None:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(backend, zmq.POLLIN)
-        try:
-            while True:  # what a router does on the data path: receive, look, forward
-                for ready, _ in poller.poll():
-                    other = backend if ready is sock else sock
-                    other.send_multipart(ready.recv_multipart(copy=False), copy=False)
-        finally:
-            child.terminate()
-            child.wait(10)
-            os._exit(0)  # not context.term(): it would wait for the sockets' queued messages
+        while True:  # what a router does on the data path: receive, look, forward
+            for ready, _ in poller.poll():
+                other = backend if ready is sock else sock
+                other.send_multipart(ready.recv_multipart(copy=False), copy=False)
     print(address, public, flush=True)
     print(os.getpid(), flush=True)
     items = [(sock, zmq.POLLIN)]
