@@ -34,6 +34,7 @@ from ..errors import (
     WorkerDiedError,
     WorkerStartError,
 )
+from . import interrupts
 from .proxy import RemoteModule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,6 +116,13 @@ class HostChannel(Channel):
                 chosen = own if chosen is None else min(chosen, own)
             self.deadline = chosen
             self.epoch = session.link.epoch
+            rid = self._next_id
+            try:
+                return super().request(op, target, operands)
+            except KeyboardInterrupt:
+                if self._next_id != rid and not self.broken:  # sent: the worker runs it
+                    interrupts.forward(self, rid)
+                raise
         return super().request(op, target, operands)
 
     def call_attr(self, target: Any, name: str, args: tuple[Any, ...], kwargs: Any) -> Any:

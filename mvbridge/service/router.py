@@ -362,7 +362,7 @@ class Router:
             self._end_session(session, "closed by its client")
             self._reply(sid, P.OK, rid, None)
             return
-        if kind in (P.OPEN, P.CLOSE, P.STATS):
+        if kind in (P.OPEN, P.CLOSE, P.STATS, P.INTERRUPT):
             if kind == P.CLOSE and isinstance(payload, int):
                 route = P.route(payload & 0xFFFFFFFF)
                 session.forget_route(route)
