@@ -386,6 +386,17 @@ class HostSession(Session):
                         pid=link.pid,
                     )
 
+    def control_nowait(self, kind: int, payload: Any = None) -> None:
+        """Send a control request whose reply nobody waits for (``control`` skips it later)."""
+        with self._control_lock:
+            self._control_id += 1
+            try:
+                self.link.control_socket.send_multipart(
+                    P.control_message(kind, self._control_id, payload), flags=zmq.NOBLOCK
+                )
+            except zmq.ZMQError:
+                pass  # the worker or its connection is gone: nothing is left to close there
+
     # -- channels -------------------------------------------------------------------------------
     def channel(self) -> Channel:
         channel = getattr(self._local, "channel", None)
@@ -444,10 +455,9 @@ class HostSession(Session):
         channel.close_socket()
         self.link.channel_closed(channel.cid)
         if not self.closed:
-            try:
-                self.control(P.CLOSE, channel.cid)
-            except MVBridgeError:
-                pass
+            # Not waiting for the reply: a worker whose call holds the GIL in C answers only
+            # when the call ends, and a deadline that passed must not wait for that.
+            self.control_nowait(P.CLOSE, channel.cid)
 
     def calls_in_flight(self) -> int:
         with self._channels_lock:

@@ -33,10 +33,11 @@ def forward(channel: HostChannel, rid: int) -> None:
     settled = False
     try:
         try:
-            landed = session.control(P.INTERRUPT, [channel.cid, rid], CONTROL_TIMEOUT)
+            # False: no call of that id runs there (any more); its reply may be on its way.
+            session.control(P.INTERRUPT, [channel.cid, rid], CONTROL_TIMEOUT)
         except MVBridgeError:
-            landed = False
-        settled = bool(landed) and _wait_call_end(channel, rid, INTERRUPT_GRACE)
+            return
+        settled = _wait_call_end(channel, rid, INTERRUPT_GRACE)
     finally:
         if not settled:
             channel.broken = True
