@@ -64,7 +64,7 @@ def test_a_fork_in_the_worker(target: Target):
 def test_closing_fds_0_to_2(target: Target):
     """The worker's stdout and stderr are gone: printing fails there, calls go on."""
     pid = target.worker_pid()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Bad file descriptor"):
         target.faults().close_std_fds()
     for _ in range(3):  # new channels' sockets may now get fds 0-2
         Call(next_call_works, target).wait(DIED_WITHIN)
