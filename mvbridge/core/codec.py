@@ -652,9 +652,9 @@ class Decoder:
             spec = _unpackb(data, ext_hook)
             return self.session.resolve(spec)
         if code == EXT_MODULE:
-            return self.session.module_proxy(_unpackb(data, ext_hook))
+            return self.session.module_proxy(_module_name(_unpackb(data, ext_hook)))
         if code == EXT_IMPORT:
-            return self.session.import_module(_unpackb(data, ext_hook))
+            return self.session.import_module(_module_name(_unpackb(data, ext_hook)))
         if code == EXT_NAMED:
             spec = _unpackb(data, ext_hook)
             try:
@@ -719,6 +719,12 @@ class Decoder:
 # a bad frame index, shape or type key the others). Errors of user code (imports, unpickling)
 # keep their own types.
 _MALFORMED = (ValueError, TypeError, IndexError, KeyError)
+
+
+def _module_name(name: Any) -> str:
+    if type(name) is not str:
+        raise ProtocolError("a module reference names %r, not a module" % (name,))
+    return name
 
 
 def _malformed(part: str, exc: Exception) -> ProtocolError:
