@@ -148,7 +148,7 @@ def _unpackb(data: Any, ext_hook: Callable[[int, bytes], Any]) -> Any:
 
 
 def _numpy() -> Any:
-    return sys.modules.get("numpy")
+    return names.loaded_numpy()
 
 
 def _is_ndarray(obj: Any) -> bool:
