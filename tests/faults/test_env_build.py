@@ -93,6 +93,6 @@ def test_an_env_build_killed_with_sigkill(tmp_path: Path):
     wait_until(lambda: not [pid for pid in helpers if alive(pid)], timeout=30)
     assert time.monotonic() - killed < 30
     again = sync(project, MVB_SLOW_SECONDS="0")
-    out, err = again.communicate(timeout=240)
+    _out, err = again.communicate(timeout=240)
     assert again.returncode == 0, err
     assert (env_dir / "mvbridge-env.json").exists()

@@ -45,6 +45,14 @@ class Call:
         return self.result
 
 
+def fails_as_died(call: Call, within: float = DIED_WITHIN) -> None:
+    """``call`` ends with WorkerDiedError within ``within`` seconds from now."""
+    started = time.monotonic()
+    with pytest.raises(mvbridge.WorkerDiedError):
+        call.wait(within)
+    assert time.monotonic() - started < within
+
+
 def next_call_works(target: Target) -> None:
     assert target.faults().echo([1, (2, "three")]) == [1, (2, "three")]
 
@@ -74,10 +82,7 @@ def test_killed_during_a_call(target: Target, signum: int):
     call = Call(faults.sleep, 60, marker)
     wait_until(lambda: Path(marker).exists())
     os.kill(pid, signum)
-    killed = time.monotonic()
-    with pytest.raises(mvbridge.WorkerDiedError):
-        call.wait(DIED_WITHIN)
-    assert time.monotonic() - killed < DIED_WITHIN
+    fails_as_died(call)
     next_call_works(target)
     target.check_clean()
 
@@ -112,10 +117,7 @@ def test_killed_during_100_mb_transfers(target: Target):
     call = Call(transfer_until_it_fails)
     wait_until(lambda: rounds, timeout=60)
     os.kill(pid, signal.SIGKILL)
-    killed = time.monotonic()
-    with pytest.raises(mvbridge.WorkerDiedError):
-        call.wait(DIED_WITHIN + 10)  # a 100 MB message in the host's hands finishes first
-    assert time.monotonic() - killed < DIED_WITHIN + 10
+    fails_as_died(call, DIED_WITHIN + 10)  # a 100 MB message in the host's hands finishes first
     next_call_works(target)
     target.check_clean()
 
@@ -137,10 +139,7 @@ def test_killed_during_a_callback(target: Target):
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not alive(pid))
     release.set()
-    killed = time.monotonic()
-    with pytest.raises(mvbridge.WorkerDiedError):
-        call.wait(DIED_WITHIN)
-    assert time.monotonic() - killed < DIED_WITHIN
+    fails_as_died(call)
     next_call_works(target)
     target.check_clean()
 

@@ -35,9 +35,8 @@ def load(faults, results: list, index: int, stop: threading.Event) -> None:
         results.append(f"unexpected {type(exc).__name__}: {exc}")
 
 
-def start_load(target: Target) -> tuple[list, list[threading.Thread], threading.Event]:
-    faults = target.faults()
-    target.worker_pid()
+def start_load(faults) -> tuple[list, list[threading.Thread], threading.Event]:
+    """8 threads calling ``faults`` (a module proxy), each mid-call by the time it returns."""
     results: list = []
     stop = threading.Event()
     threads = [
@@ -53,7 +52,8 @@ def start_load(target: Target) -> tuple[list, list[threading.Thread], threading.
 def test_mvbridge_shutdown_under_load(target: Target):
     """Calls in flight fail with WorkerDiedError; a thread's next call starts a new worker
     (as after any shutdown), so the load is stopped once shutdown() has returned."""
-    results, threads, stop = start_load(target)
+    target.worker_pid()
+    results, threads, stop = start_load(target.faults())
     started = time.monotonic()
     mvbridge.shutdown()
     assert time.monotonic() - started < SHUTDOWN_WITHIN
@@ -67,7 +67,7 @@ def test_mvbridge_shutdown_under_load(target: Target):
 
 
 _EXIT_SCRIPT = """
-import sys, threading, time
+import os, sys, threading, time
 import mvbridge
 
 env = mvbridge.Env("exit-under-load", {where})
@@ -81,13 +81,13 @@ def load(index):
                 faults.echo([index, "x" * 100])
             else:
                 faults.sleep(0.2)
-    except mvbridge.MVBridgeError as exc:
-        print(type(exc).__name__, index, flush=True)
+    except mvbridge.MVBridgeError as exc:  # one write: lines of threads do not interleave
+        os.write(1, ("%s %d\\n" % (type(exc).__name__, index)).encode())
 
 for index in range({threads}):
     threading.Thread(target=load, args=(index,)).start()  # not daemons: exit waits for them
 time.sleep(0.5)
-print("exiting", flush=True)
+os.write(1, b"exiting\\n")
 """
 
 
@@ -121,16 +121,7 @@ def test_service_sigterm_under_load(faults_service, keys):
     workers = children(faults_service.process.pid)
     env = mvbridge.Env("faults-sigterm", address=faults_service.address, **keys.env_kwargs())
     try:
-        faults = env.import_module("mvb_faults")
-        results: list = []
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=load, args=(faults, results, i, stop), daemon=True)
-            for i in range(THREADS)
-        ]
-        for thread in threads:
-            thread.start()
-        time.sleep(0.5)
+        results, threads, _stop = start_load(env.import_module("mvb_faults"))
         started = time.monotonic()
         faults_service.signal(signal.SIGTERM)
         assert faults_service.wait_exit(SHUTDOWN_WITHIN + 5) == 0, faults_service.log
