@@ -164,6 +164,10 @@ class HostChannel(Channel):
             if kind == P.REQUEST:
                 self.serve(value, frames)
             return self.wait_reply(rid)
+        except KeyboardInterrupt:
+            if not self.broken:  # the worker runs the call: interrupt it there too
+                interrupts.forward(self, rid)
+            raise
         finally:
             self.depth = 0
 
