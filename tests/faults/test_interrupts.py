@@ -20,6 +20,15 @@ NEXT_CALL_WITHIN = 2.0  # the next call from that thread answers this soon after
 LONG = 30.0  # the interrupted call would run this long
 
 
+@pytest.fixture(autouse=True)
+def _default_sigint_handler():
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever an earlier test of the run
+    left installed: the cases stand for a user's Ctrl-C in a plain program."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def ctrl_c() -> None:
     """SIGINT, to the main thread: the kernel may give a process's signal to any of its
     threads, and then a main thread blocked in C (``time.sleep``) would not wake for it."""
