@@ -123,7 +123,16 @@ class HostChannel(Channel):
                 if self._next_id != rid and not self.broken:  # sent: the worker runs it
                     interrupts.forward(self, rid)
                 raise
+            finally:
+                if session.closed:
+                    self.closed_under_call()
         return super().request(op, target, operands)
+
+    def closed_under_call(self) -> None:
+        """The session ended (shutdown, death) while this channel's call was in flight: its
+        shutdown left the socket to this thread, which closes it now (no later sweep will)."""
+        self.broken = True
+        self.close_socket()
 
     def call_attr(self, target: Any, name: str, args: tuple[Any, ...], kwargs: Any) -> Any:
         """``target.name(*args, **kwargs)``, ``target`` a packed reference to the worker's object.
@@ -170,6 +179,8 @@ class HostChannel(Channel):
             raise
         finally:
             self.depth = 0
+            if session.closed:
+                self.closed_under_call()
 
     def serve(self, rid: int, frames: list[Any]) -> None:
         result = self.run_request(rid, frames)

@@ -202,3 +202,13 @@ def started_file() -> str:
     os.close(handle)
     os.unlink(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage():
+    """Collect after each case: a socket it left unclosed warns here, in the case that left
+    it, not in whichever later test the garbage collector happens to run."""
+    yield
+    import gc
+
+    gc.collect()
