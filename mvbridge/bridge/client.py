@@ -34,7 +34,8 @@ from ..errors import (
     WorkerDiedError,
     WorkerStartError,
 )
-from .proxy import RemoteModule
+from . import interrupts
+from .proxy import RemoteModule, SessionEnded
 
 if TYPE_CHECKING:  # pragma: no cover
     from .links import Link
@@ -115,7 +116,23 @@ class HostChannel(Channel):
                 chosen = own if chosen is None else min(chosen, own)
             self.deadline = chosen
             self.epoch = session.link.epoch
+            rid = self._next_id
+            try:
+                return super().request(op, target, operands)
+            except KeyboardInterrupt:
+                if self._next_id != rid and not self.broken:  # sent: the worker runs it
+                    interrupts.forward(self, rid)
+                raise
+            finally:
+                if session.closed:
+                    self.closed_under_call()
         return super().request(op, target, operands)
+
+    def closed_under_call(self) -> None:
+        """The session ended (shutdown, death) while this channel's call was in flight: its
+        shutdown left the socket to this thread, which closes it now (no later sweep will)."""
+        self.broken = True
+        self.close_socket()
 
     def call_attr(self, target: Any, name: str, args: tuple[Any, ...], kwargs: Any) -> Any:
         """``target.name(*args, **kwargs)``, ``target`` a packed reference to the worker's object.
@@ -156,8 +173,14 @@ class HostChannel(Channel):
             if kind == P.REQUEST:
                 self.serve(value, frames)
             return self.wait_reply(rid)
+        except KeyboardInterrupt:
+            if not self.broken:  # the worker runs the call: interrupt it there too
+                interrupts.forward(self, rid)
+            raise
         finally:
             self.depth = 0
+            if session.closed:
+                self.closed_under_call()
 
     def serve(self, rid: int, frames: list[Any]) -> None:
         result = self.run_request(rid, frames)
@@ -378,6 +401,17 @@ class HostSession(Session):
                         pid=link.pid,
                     )
 
+    def control_nowait(self, kind: int, payload: Any = None) -> None:
+        """Send a control request whose reply nobody waits for (``control`` skips it later)."""
+        with self._control_lock:
+            self._control_id += 1
+            try:
+                self.link.control_socket.send_multipart(
+                    P.control_message(kind, self._control_id, payload), flags=zmq.NOBLOCK
+                )
+            except zmq.ZMQError:
+                pass  # the worker or its connection is gone: nothing is left to close there
+
     # -- channels -------------------------------------------------------------------------------
     def channel(self) -> Channel:
         channel = getattr(self._local, "channel", None)
@@ -436,10 +470,9 @@ class HostSession(Session):
         channel.close_socket()
         self.link.channel_closed(channel.cid)
         if not self.closed:
-            try:
-                self.control(P.CLOSE, channel.cid)
-            except MVBridgeError:
-                pass
+            # Not waiting for the reply: a worker whose call holds the GIL in C answers only
+            # when the call ends, and a deadline that passed must not wait for that.
+            self.control_nowait(P.CLOSE, channel.cid)
 
     def calls_in_flight(self) -> int:
         with self._channels_lock:
@@ -593,9 +626,10 @@ class HostSession(Session):
         )
 
     def stale_error(self) -> StaleReferenceError:
-        return StaleReferenceError(
+        return SessionEnded(
             f"this proxy belongs to a worker of env {self.env_name!r} that has gone "
-            f"({self.death or 'it was shut down'}); get the object again from the new worker"
+            f"({self.death or 'it was shut down'}); get the object again from the new worker",
+            session=self,
         )
 
     def request(self, op: str, target: Any, *operands: Any) -> Any:

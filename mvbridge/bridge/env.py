@@ -430,7 +430,9 @@ class Env:
 
     # -- use -------------------------------------------------------------------------------------
     def request(self, op: str, target: Any, *operands: Any) -> Any:
-        return self.session().request(op, target, *operands)
+        from .proxy import follow_env
+
+        return follow_env(self, lambda session: session.request(op, target, *operands))
 
     def import_module(self, name: str) -> RemoteModule:
         """Import module ``name`` in the worker and return its proxy.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -219,23 +220,52 @@ def step_error(
     )
 
 
+# Runs an installer step in a process group of its own and kills the whole group (the
+# installer and the build backends it started) when the process that asked for the step dies:
+# a `mvbridge sync` killed with SIGKILL left uv and a build backend running for as long as
+# the build took. A process that is SIGKILLed runs no code, so the guard watches its parent.
+_GUARD = """
+import os, signal, subprocess, sys
+parent = os.getppid()
+child = subprocess.Popen(sys.argv[1:])
+while True:
+    try:
+        code = child.wait(0.2)
+        break
+    except subprocess.TimeoutExpired:
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _guarded(command: list[str]) -> list[str]:
+    if os.name != "posix":
+        return command
+    return [sys.executable, "-I", "-S", "-c", _GUARD, *command]
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (AttributeError, OSError):  # not POSIX, or it has ended
+        process.kill()
+
+
 def _run(
     command: list[str],
     ticking: Callable[[float], None] | None,
     on_line: Callable[[str], None] | None,
 ) -> Any:
-    if ticking is None and on_line is None:
-        return subprocess.run(
-            command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL
-        )
     started = time.monotonic()
     with subprocess.Popen(
-        command,
+        _guarded(command),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
         errors="replace",  # a compiler's output is not always valid UTF-8
+        start_new_session=os.name == "posix",  # its group: the guard can end it all
     ) as process:
         out: list[str] = []
         err: list[str] = []
@@ -257,7 +287,7 @@ def _run(
                     if ticking is not None:
                         ticking(time.monotonic() - started)
         except BaseException:
-            process.kill()  # never wait out a long compile for a failed progress line
+            _kill_group(process)  # never wait out a long compile for a failed progress line
             raise
         for reader in readers:
             # A build backend's stray child could hold a pipe open after the installer exits.

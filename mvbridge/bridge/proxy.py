@@ -8,11 +8,13 @@ at the top of a long-running program keeps working when a worker dies.
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core import protocol as P
 from ..core.codec import module_reference
 from ..core.remote import _LOCAL_MISSING, _REMOTE_DOC, RemoteAttribute, display_probe
+from ..errors import StaleReferenceError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .env import Env
@@ -29,6 +31,27 @@ _MODULE_LOCAL = _LOCAL_MISSING | {
     "__origin__",
     "__mro_entries__",
 }
+
+
+class SessionEnded(StaleReferenceError):
+    """A request of ``session`` refused before anything was sent, because the session had
+    ended. A caller that follows its env (a module proxy) sends it to the env's next session."""
+
+    def __init__(self, message: str, session: Any) -> None:
+        super().__init__(message)
+        self.session = session
+
+
+def follow_env(env: Env, send: Callable[[Any], Any]) -> Any:
+    """``send(env.session())``, again on the env's next session if the one it got ended before
+    the request went out (a shutdown or a worker's death in between)."""
+    session = env.session()
+    try:
+        return send(session)
+    except SessionEnded as exc:
+        if exc.session is not session:  # another session's, or one that crossed: not ours to retry
+            raise
+    return send(env.session())
 
 
 class RemoteModule(types.ModuleType):
@@ -119,4 +142,5 @@ class ModuleAttribute(RemoteAttribute):
         # The hot path of `module.f(x)`: the module goes as its reference packed once, not
         # through the encoder's hook (it is always the current session's own module).
         module = self._mvb_base
-        return module._mvb_env.session().call_attr(module._mvb_wire, self._mvb_name, args, kwargs)
+        wire, name = module._mvb_wire, self._mvb_name
+        return follow_env(module._mvb_env, lambda s: s.call_attr(wire, name, args, kwargs))

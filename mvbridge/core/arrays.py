@@ -24,7 +24,6 @@ a field) without saying so.
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable
 
 from . import names
@@ -37,7 +36,7 @@ _WIRES: dict[Any, Any] = {}  # simple dtype -> its wire string, or False when it
 
 
 def _numpy() -> Any:
-    numpy = sys.modules.get("numpy")
+    numpy = names.loaded_numpy()
     if numpy is None:
         import numpy
     return numpy

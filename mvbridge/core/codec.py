@@ -148,7 +148,7 @@ def _unpackb(data: Any, ext_hook: Callable[[int, bytes], Any]) -> Any:
 
 
 def _numpy() -> Any:
-    return sys.modules.get("numpy")
+    return names.loaded_numpy()
 
 
 def _is_ndarray(obj: Any) -> bool:
@@ -584,7 +584,10 @@ class Decoder:
         def ext_hook(code: int, data: bytes) -> Any:
             return self._ext(code, data, frames, ext_hook)
 
-        return _unpackb(_split(frames[0])[1], ext_hook)
+        try:
+            return _unpackb(_split(frames[0])[1], ext_hook)
+        except _MALFORMED as exc:
+            raise _malformed("body", exc) from None
 
     def error(self, frames: list[Any]) -> list[Any]:
         """``[type name, message, traceback, exception or None, lineage, args or None]`` of an
@@ -593,8 +596,11 @@ class Decoder:
         def ext_hook(code: int, data: bytes) -> Any:
             return self._ext(code, data, frames, ext_hook)
 
-        fields = msgpack.unpackb(_split(frames[0])[1], raw=False, use_list=True)
-        type_name_, message, tb, blob = fields[:4]
+        try:
+            fields = msgpack.unpackb(_split(frames[0])[1], raw=False, use_list=True)
+            type_name_, message, tb, blob = fields[:4]
+        except _MALFORMED as exc:
+            raise _malformed("error", exc) from None
         line = fields[4] if len(fields) > 4 else []
         packed_args = fields[5] if len(fields) > 5 else None
         exc = args = None
@@ -646,9 +652,9 @@ class Decoder:
             spec = _unpackb(data, ext_hook)
             return self.session.resolve(spec)
         if code == EXT_MODULE:
-            return self.session.module_proxy(_unpackb(data, ext_hook))
+            return self.session.module_proxy(_module_name(_unpackb(data, ext_hook)))
         if code == EXT_IMPORT:
-            return self.session.import_module(_unpackb(data, ext_hook))
+            return self.session.import_module(_module_name(_unpackb(data, ext_hook)))
         if code == EXT_NAMED:
             spec = _unpackb(data, ext_hook)
             try:
@@ -707,6 +713,22 @@ class Decoder:
         except Exception as exc:
             python = "Python %d.%d" % sys.version_info[:2]
             raise _not_rebuilt("a pickled value", python, exc) from exc
+
+
+# What decoding bytes that are not a message of ours raises (msgpack's errors are ValueErrors;
+# a bad frame index, shape or type key the others). Errors of user code (imports, unpickling)
+# keep their own types.
+_MALFORMED = (ValueError, TypeError, IndexError, KeyError)
+
+
+def _module_name(name: Any) -> str:
+    if type(name) is not str:
+        raise ProtocolError("a module reference names %r, not a module" % (name,))
+    return name
+
+
+def _malformed(part: str, exc: Exception) -> ProtocolError:
+    return ProtocolError("malformed message %s (%s: %s)" % (part, type(exc).__name__, exc))
 
 
 def _not_rebuilt(what: str, where: str, exc: Exception) -> SerializationError:

@@ -22,6 +22,19 @@ from typing import Any
 _UNNAMED_MODULES = frozenset(["__main__", "__mp_main__", "__mvbridge_source__"])
 
 
+def loaded_numpy() -> Any:
+    """numpy if this process has imported it (None otherwise), once its import has finished.
+
+    While one thread imports numpy, ``sys.modules`` already holds the half-made module: a
+    channel thread that used it then failed with "partially initialized module 'numpy' has no
+    attribute 'dtype'". The import statement waits for the other thread instead.
+    """
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and getattr(getattr(numpy, "__spec__", None), "_initializing", False):
+        import numpy
+    return numpy
+
+
 def name_of(obj: Any) -> list[Any] | None:
     """The spec under which ``obj`` can be found again by name, or None."""
     if isinstance(obj, enum.Enum):
@@ -29,7 +42,7 @@ def name_of(obj: Any) -> list[Any] | None:
         if _findable(cls.__module__, cls.__qualname__, cls):
             return ["enum", cls.__module__, cls.__qualname__, obj.name]
         return None
-    numpy = sys.modules.get("numpy")
+    numpy = loaded_numpy()
     if numpy is not None and isinstance(obj, numpy.dtype):
         from . import arrays
 

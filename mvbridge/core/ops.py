@@ -181,7 +181,7 @@ def _flat(item: Any, depth: int = 8, budget: list[int] | None = None) -> bool:
     if cls in _SCALARS:
         return True
     if depth == 0 or cls not in _CONTAINERS:
-        numpy = sys.modules.get("numpy")  # a plain array is data too (rows of a matrix)
+        numpy = names.loaded_numpy()  # a plain array is data too (rows of a matrix)
         return (
             numpy is not None
             and (cls is numpy.ndarray or isinstance(item, numpy.generic))

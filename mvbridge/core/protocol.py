@@ -53,7 +53,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 9
+PROTOCOL_VERSION = 10
 
 # Frame 0 of a channel message starts with its header's length (uint32, little-endian); bit 31
 # says buffer frames follow, so a receiver asks the socket for more only when there are some.
@@ -75,6 +75,7 @@ STATS = 7  # object-table statistics of the session
 RESUME = 8  # host -> service: go on with the session of this connection's routing id
 SERVER_STATS = 9  # service -> its worker (session key b""): counts over every session
 UP = 10  # worker -> service, unsolicited, once at start (session key b""): the worker's facts
+INTERRUPT = 11  # host -> worker: [channel id, request id]: raise KeyboardInterrupt in that call
 OK = 20  # control reply
 FAIL = 21  # control reply with an error message
 NOTICE = 22  # service -> host, unsolicited (request id 0): {"event": ..., "reason": ...}

@@ -40,6 +40,8 @@ from .sessions import ServiceSession, short
 logger = logging.getLogger("mvbridge.service")
 
 TICK_MS = 100
+REAP_WAIT = 0.1  # how long a worker whose channel is gone may take to be reaped
+HELLO_HOLD = 5.0  # seconds a HELLO waits for a worker to come up (one died and restarts)
 OPEN_HOLD = 2.0  # longest wait for a new channel's READY before its OPEN reply goes anyway
 PING_WAIT = 1.0  # longest wait for the workers' statistics before a ping is answered
 MAX_SID = 64
@@ -102,6 +104,8 @@ class Router:
         self._pings: dict[int, _Ping] = {}
         self._ping_ids = 0
         self._held: dict[bytes, tuple[float, list[Any]]] = {}  # channel ident -> OPEN reply
+        # HELLOs that came while no worker was up (one is restarting): answered when one is.
+        self._waiting_hellos: list[tuple[float, bytes, str | None, int, Any, str]] = []
         self._ready: set[bytes] = set()  # channel idents whose READY came
         self._peers: dict[int, str] = {}  # fd -> peer address, from the monitor
         self._refused: str | None = None
@@ -208,8 +212,10 @@ class Router:
     def _tick(self, now: float) -> bool:
         """Timers: workers, probes and expiry, pings, held replies, reloads, the drain.
         True when the service should stop now."""
-        for worker, code in self.pool.reap(now):
-            self._worker_died(worker, code)
+        self._reap(now)
+        while self._waiting_hellos and now - self._waiting_hellos[0][0] > HELLO_HOLD:
+            _since, sid, _user, rid, _payload, _peer = self._waiting_hellos.pop(0)
+            self._reply(sid, P.FAIL, rid, "no worker of this service is up; try again shortly")
         for worker in self.pool.restart_due(now):
             logger.info(
                 "worker %d restarting (pid %d)",
@@ -310,6 +316,11 @@ class Router:
         ident = b"c" + sid + route
         if not self._send(self.backend, ident, frames[2:]):
             session.forget_route(route)
+            # Most often its worker has just died: say so (NOTICE) before the error, not at
+            # the next tick, so the client's next call opens a new session instead of failing.
+            # Its sockets close a moment before it can be reaped: wait for that moment.
+            session.worker.process.wait_exit(REAP_WAIT)
+            self._reap(time.monotonic())
             if kind == P.REQUEST:
                 self._to_client(
                     sid,
@@ -362,7 +373,7 @@ class Router:
             self._end_session(session, "closed by its client")
             self._reply(sid, P.OK, rid, None)
             return
-        if kind in (P.OPEN, P.CLOSE, P.STATS):
+        if kind in (P.OPEN, P.CLOSE, P.STATS, P.INTERRUPT):
             if kind == P.CLOSE and isinstance(payload, int):
                 route = P.route(payload & 0xFFFFFFFF)
                 session.forget_route(route)
@@ -387,7 +398,7 @@ class Router:
             self._end_session(old, "replaced by a new HELLO")
         worker = self.pool.least_loaded()
         if worker is None:
-            self._reply(sid, P.FAIL, rid, "no worker of this service is up; try again shortly")
+            self._waiting_hellos.append((time.monotonic(), sid, user, rid, payload, peer))
             return
         # What only makes sense on one machine never crosses: shared memory, an ipc endpoint.
         payload = dict(payload, shared_memory=None, callbacks=None)
@@ -479,6 +490,9 @@ class Router:
                     payload.get("python"),
                     extra={"event": "worker-up", "worker": worker.index},
                 )
+                waiting, self._waiting_hellos = self._waiting_hellos, []
+                for _since, *hello in waiting:
+                    self._hello(*hello)
             elif rid in self._pings:
                 ping = self._pings[rid]
                 ping.waiting.discard(worker.ident)
@@ -564,6 +578,10 @@ class Router:
             elif now - session.gone_since >= timeout:
                 self._forward_control(session, P.BYE, 0, None)
                 self._end_session(session, f"expired: its client was gone for {timeout:g} s")
+
+    def _reap(self, now: float) -> None:
+        for worker, code in self.pool.reap(now):
+            self._worker_died(worker, code)
 
     def _end_session(self, session: ServiceSession, why: str, quiet: bool = False) -> None:
         self.sessions.pop(session.sid, None)

@@ -20,6 +20,7 @@ import zmq
 from ..core import protocol as P
 from ..core.peer import Channel, Session, receive_message
 from ..errors import MVBridgeError
+from .interrupts import CallInterrupts
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ class WorkerChannel(Channel):
         self.cid = cid
         self.stopped = threading.Event()
         self.serving = False  # running a request (not waiting for one)
+        self.interrupts = CallInterrupts()
         self.thread = threading.Thread(
             target=self.run, name="mvbridge-channel-%d" % cid, daemon=True
         )
@@ -199,6 +201,8 @@ class WorkerChannel(Channel):
                         self.serve_one(frames)
                     except (_Stopped, zmq.ZMQError):
                         raise
+                    except KeyboardInterrupt:  # a host's interrupt that landed after the call
+                        logger.debug("mvbridge worker: an interrupt came after its call ended")
                     except Exception:  # a bug of ours must not silence the channel for good
                         logger.exception("mvbridge worker: a channel message failed")
                     finally:
@@ -207,6 +211,15 @@ class WorkerChannel(Channel):
             pass
         finally:
             self.socket.close(linger=0)
+
+    def run_request(self, rid: int, frames: list[Any]) -> Any:
+        # The host may interrupt the outermost request (INTERRUPT); nested ones end with it.
+        outermost = self.interrupts.begin(rid)
+        try:
+            return super().run_request(rid, frames)
+        finally:
+            if outermost:
+                self.interrupts.end()
 
     def receive(self) -> Any:
         socket = self.socket

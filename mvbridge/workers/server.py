@@ -101,6 +101,11 @@ class Server:
             if channel is not None:
                 channel.stopped.set()
             return P.OK, None
+        if kind == P.INTERRUPT:
+            session = self.sessions.get(key)
+            cid, rid = payload
+            channel = session.channels.get(cid) if session else None
+            return P.OK, channel is not None and channel.interrupts.interrupt(rid)
         if kind == P.HELLO:
             return self.hello(key, payload)
         if kind == P.PING:

@@ -1,0 +1,144 @@
+"""Arbitrary control messages and channel frames sent to a real worker (hypothesis): each is
+answered (FAIL, or an ERROR reply) or dropped; the worker never crashes, hangs or stops
+serving its real host."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mvbridge
+from mvbridge.core import dists
+from mvbridge.core import protocol as P
+from mvbridge.core.codec import Decoder, Encoder
+from tests.unit.test_codec import SameProcessSession
+from tests.unit.test_codec_properties import bodies, framed, msgpack_ints, msgpack_values
+
+REPLY_WITHIN_MS = 5000
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+class RawHost:
+    """A second host of the env's worker, speaking bytes on its control socket."""
+
+    def __init__(self, env: mvbridge.Env) -> None:
+        self.env = env
+        self.pid = env.import_module("mvb_faults").pid()
+        self.context = zmq.Context.instance()
+        self.control = self.context.socket(zmq.DEALER)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.connect(env.current_session().link.address)
+        self.channel: zmq.Socket | None = None
+
+    def ask(self, frames: list[bytes]) -> list:
+        """Send ``frames`` on the control socket; the worker's reply, unpacked."""
+        self.control.send_multipart(frames)
+        assert self.control.poll(REPLY_WITHIN_MS), f"no reply to {frames!r}"
+        return P.unpack(self.control.recv())
+
+    def open_channel(self) -> None:
+        hello = {"protocol": P.PROTOCOL_VERSION, "python_minor": dists.PYTHON_VERSION}
+        assert self.ask(P.control_message(P.HELLO, 1, hello))[0] == P.OK
+        kind, _, (_cid, endpoint) = self.ask(P.control_message(P.OPEN, 2))
+        assert kind == P.OK
+        self.channel = self.context.socket(zmq.DEALER)
+        self.channel.setsockopt(zmq.LINGER, 0)
+        self.channel.connect(endpoint)
+
+    def still_serves(self) -> None:
+        """A real request on the raw channel, and a real call of the env, both answered."""
+        assert self.channel is not None
+        session = SameProcessSession()
+        self.channel.send_multipart(
+            Encoder(session).encode([P.REQUEST, 99, None], [P.OP_VERSIONS, None, ["msgpack"]])
+        )
+        while True:
+            assert self.channel.poll(REPLY_WITHIN_MS), "the worker's channel stopped answering"
+            frames = self.channel.recv_multipart()
+            if Decoder.header(frames)[1] == 99:
+                break
+        assert "msgpack" in Decoder(session).body(frames)
+        assert self.env.import_module("mvb_faults").pid() == self.pid
+
+    def close(self) -> None:
+        for socket in (self.control, self.channel):
+            if socket is not None:
+                socket.close(0)
+
+
+@pytest.fixture(scope="module")
+def bad_input_env(py_faults: str):
+    with mvbridge.Env("faults-bad-input", interpreter=py_faults) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def raw(bad_input_env: mvbridge.Env):
+    """A raw host with a channel; the control fuzzing uses another (its HELLO, CLOSE and BYE
+    would end this one's session, as they may)."""
+    host = RawHost(bad_input_env)
+    host.open_channel()
+    yield host
+    host.close()
+
+
+@pytest.fixture(scope="module")
+def raw_control(bad_input_env: mvbridge.Env):
+    host = RawHost(bad_input_env)
+    yield host
+    host.close()
+
+
+control_kinds = st.integers(0, 30).filter(lambda kind: kind != P.SHUTDOWN)
+control_frames = st.one_of(
+    st.lists(st.binary(max_size=64), min_size=1, max_size=3),
+    st.builds(
+        lambda kind, rid, payload: [msgpack.packb([kind, rid, payload], use_bin_type=True)],
+        control_kinds,
+        msgpack_ints,
+        msgpack_values,
+    ),
+)
+
+
+@FUZZ
+@given(control_frames)
+def test_every_control_message_is_answered(raw_control: RawHost, frames: list[bytes]):
+    reply = raw_control.ask(frames)
+    assert reply[0] in (P.OK, P.FAIL)
+
+
+channel_frames = st.lists(
+    st.one_of(
+        st.builds(framed, st.tuples(st.just(P.REQUEST), st.integers(1000, 2**31)), bodies),
+        st.binary(max_size=64),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@FUZZ
+@given(channel_frames)
+def test_channel_garbage_is_answered_or_dropped(raw: RawHost, frames: list[bytes]):
+    assert raw.channel is not None
+    raw.channel.send_multipart(frames)
+    try:
+        request = Decoder.header(frames)
+    except mvbridge.ProtocolError:
+        return  # dropped (and logged) by the worker; the next test case goes on
+    assert raw.channel.poll(REPLY_WITHIN_MS), "a request with a good header got no answer"
+    answer = raw.channel.recv_multipart()
+    assert Decoder.header(answer)[:2] in ([P.ERROR, request[1]], [P.REPLY, request[1]])
+
+
+def test_the_worker_still_serves_after_the_fuzzing(raw: RawHost, raw_control: RawHost):
+    raw.still_serves()
+    assert raw_control.ask(P.control_message(P.PING, 7)) == [P.OK, 7, raw.pid]
