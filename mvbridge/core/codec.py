@@ -170,10 +170,16 @@ class Encoder:
         self._packers: list[Any] = []
         self._depth = 0
         self._current: _Packing | None = None
+        # The Packers' hook reaches the current packing through this cell, not through self:
+        # a Packer holding a bound method of its Encoder would make a cycle, which kept every
+        # ended channel's Packers and their buffers until the garbage collector's next full run.
+        current: list[Any] = [None]
+        self._current_cell = current
 
-    def _hook(self, obj: Any) -> Any:
-        assert self._current is not None
-        return self._current(obj)
+        def hook(obj: Any) -> Any:
+            return current[0](obj)
+
+        self._hook = hook
 
     def _pack(self, obj: Any) -> bytes:
         depth = self._depth
@@ -197,11 +203,12 @@ class Encoder:
             # outer message's Packers hold half-packed data, so this one gets its own.
             self._packers = []
             self._depth = 0
-        self._current = _Packing(self, frames)
+        self._current = self._current_cell[0] = _Packing(self, frames)
         return saved
 
     def _end(self, saved: Any) -> None:
         self._current, self._packers, self._depth = saved
+        self._current_cell[0] = saved[0]
 
     def encode(self, header: list[Any], body: Any) -> list[Any]:
         """Frames of one message: ``header`` (plain msgpack), ``body`` (any value), buffers."""

@@ -165,7 +165,10 @@ class WorkerSession(Session):
             self._reverse_count -= len(idle)
         for channel in idle:  # one in use is closed by its borrower, who sees the session closed
             channel.socket.close(linger=0)
-        for channel in self.channels.values():
+        # Dropped, not only stopped: a channel refers to its session, and the cycle would keep
+        # both (and what they hold) until the garbage collector's next full run.
+        channels, self.channels = self.channels, {}
+        for channel in channels.values():
             channel.stopped.set()
 
     def peer_description(self) -> str:
