@@ -24,7 +24,7 @@ import zmq
 
 from ..core import dists, hidden
 from ..core import protocol as P
-from ..core.codec import FRAME_THRESHOLD, NOT_PLAIN, Decoder, object_reference
+from ..core.codec import NOT_PLAIN, Decoder, is_large, object_reference
 from ..core.peer import FAILED, Channel, Session, receive_message
 from ..errors import (
     CallTimeoutError,
@@ -149,7 +149,7 @@ class HostChannel(Channel):
             or session.call_timeout is not None
             or getattr(_deadlines, "value", None) is not None
             or session.has_releases()
-            or any(type(arg) is bytes and len(arg) >= FRAME_THRESHOLD for arg in args)
+            or any(is_large(arg) for arg in args)
         ):
             return self.request(P.OP_CALLATTR, target, operands)
         rid = self._next_id

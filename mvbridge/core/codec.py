@@ -769,11 +769,14 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def is_large(value: Any) -> bool:
+    """True for ``bytes`` large enough to travel in a frame of their own."""
+    return type(value) is bytes and len(value) >= FRAME_THRESHOLD
+
+
 def lift_large(value: Any) -> Any:
     """``value``, marked to travel in its own frame when it is large ``bytes``."""
-    if type(value) is bytes and len(value) >= FRAME_THRESHOLD:
-        return LargeBytes(value)
-    return value
+    return LargeBytes(value) if is_large(value) else value
 
 
 def _safe_str(exc: BaseException) -> str:

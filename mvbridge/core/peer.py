@@ -24,7 +24,7 @@ import zmq
 from ..errors import MVBridgeError, NestingError, ProtocolError, RemoteError
 from . import dists, exceptions, hidden, names, ops, sharedmem
 from . import protocol as P
-from .codec import FRAME_THRESHOLD, Decoder, Encoder, is_code, lift_large
+from .codec import Decoder, Encoder, is_code, is_large, lift_large
 from .objects import ObjectTable, drain
 from .remote import RemoteAttribute, RemoteObject, TypeInfo, proxy_class
 
@@ -478,9 +478,7 @@ class Channel:
         """Send the reply to the peer's request ``rid`` (or the error of encoding it)."""
         session = self.session
         try:
-            if not session.has_releases() and not (
-                type(result) is bytes and len(result) >= FRAME_THRESHOLD
-            ):
+            if not session.has_releases() and not is_large(result):
                 # Most replies are plain values: packed without the codec's hooks.
                 frame = self.encoder.plain_frame([P.REPLY, rid, None], result)
                 if frame is not None:
