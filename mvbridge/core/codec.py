@@ -169,12 +169,12 @@ class Encoder:
         self._plain_packer = msgpack.Packer(use_bin_type=True, strict_types=True)
         self._packers: list[Any] = []
         self._depth = 0
-        self._current: _Packing | None = None
-        # The Packers' hook reaches the current packing through this cell, not through self:
-        # a Packer holding a bound method of its Encoder would make a cycle, which kept every
-        # ended channel's Packers and their buffers until the garbage collector's next full run.
-        current: list[Any] = [None]
-        self._current_cell = current
+        # The message being packed (a _Packing), in a cell the Packers' hook reads, not through
+        # self: a Packer holding a bound method of its Encoder would make a cycle, which kept
+        # every ended channel's Packers and their buffers until the garbage collector's next
+        # full run.
+        current: list[_Packing | None] = [None]
+        self._current = current
 
         def hook(obj: Any) -> Any:
             return current[0](obj)
@@ -197,18 +197,18 @@ class Encoder:
             self._depth = depth
 
     def _begin(self, frames: list[Any]) -> Any:
-        saved = (self._current, self._packers, self._depth)
-        if self._current is not None:
+        current = self._current
+        saved = (current[0], self._packers, self._depth)
+        if current[0] is not None:
             # A message encoded while another one is (a version query made by the hook): the
             # outer message's Packers hold half-packed data, so this one gets its own.
             self._packers = []
             self._depth = 0
-        self._current = self._current_cell[0] = _Packing(self, frames)
+        current[0] = _Packing(self, frames)
         return saved
 
     def _end(self, saved: Any) -> None:
-        self._current, self._packers, self._depth = saved
-        self._current_cell[0] = saved[0]
+        self._current[0], self._packers, self._depth = saved
 
     def encode(self, header: list[Any], body: Any) -> list[Any]:
         """Frames of one message: ``header`` (plain msgpack), ``body`` (any value), buffers."""
