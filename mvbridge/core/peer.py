@@ -533,7 +533,7 @@ def receive_message(socket: zmq.Socket, flags: int = 0) -> list[Any]:
     """
     first = socket.recv(flags)
     frames: list[Any] = [first]
-    if len(first) > 3 and first[3] & 0x80:
+    if len(first) > 3 and first[3] & _MORE_FRAMES_BIT:
         # getsockopt, not the ``socket.rcvmore`` attribute: pyzmq's attribute options import
         # zmq lazily, and in a worker our zmq is no longer in sys.modules (see workers/boot.py).
         while socket.getsockopt(_RCVMORE):
@@ -542,3 +542,4 @@ def receive_message(socket: zmq.Socket, flags: int = 0) -> list[Any]:
 
 
 _RCVMORE = zmq.RCVMORE
+_MORE_FRAMES_BIT = P.MORE_FRAMES >> 24  # in frame 0's fourth byte (little-endian length)

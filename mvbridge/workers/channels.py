@@ -180,8 +180,8 @@ class WorkerChannel(Channel):
 
     def __init__(self, session: WorkerSession, socket: zmq.Socket, cid: int) -> None:
         super().__init__(session, socket)
-        # A blocking receive that gives up every POLL_MS to look at the stop flag: polling
-        # first cost the worker 2.5-4.5 us more a message (bench/cpu_split.py on raw pyzmq).
+        # A blocking receive that gives up every POLL_MS to look at the stop flag: on raw
+        # pyzmq, polling first cost the receiving thread 4-8 us more a message (bench/floors.py).
         socket.setsockopt(zmq.RCVTIMEO, POLL_MS)
         self._can_send = [(socket, _POLLOUT)]
         self.cid = cid
