@@ -90,24 +90,20 @@ class DemoSync:
         """Seconds for ``python -m mvbridge sync`` (a fresh interpreter, as users run it)."""
         return _run([sys.executable, "-m", "mvbridge", "sync"], self.environ)
 
-    def cold_sync(self) -> float:
-        """Seconds for a sync with no envs and no lock."""
+    def cold_sync(self, *options: str, environ: dict[str, str] | None = None) -> float:
+        """Seconds for a sync with no envs and no lock (``options`` added to its command)."""
         shutil.rmtree(DEMO_DIR / ".mvbridge", ignore_errors=True)
         (DEMO_DIR / "mvbridge.lock").unlink(missing_ok=True)
-        return self.sync()
+        command = [sys.executable, "-m", "mvbridge", "sync", *options]
+        return _run(command, self.environ if environ is None else environ)
 
     def cold_sync_dontwrite(self) -> float:
         """``cold_sync`` under PYTHONDONTWRITEBYTECODE=1 (the build then warms bytecode)."""
-        shutil.rmtree(DEMO_DIR / ".mvbridge", ignore_errors=True)
-        (DEMO_DIR / "mvbridge.lock").unlink(missing_ok=True)
-        environ = {**self.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        return _run([sys.executable, "-m", "mvbridge", "sync"], environ)
+        return self.cold_sync(environ={**self.environ, "PYTHONDONTWRITEBYTECODE": "1"})
 
     def cold_sync_no_stubs(self) -> float:
         """``cold_sync`` with ``--no-stubs``: no worker imports each env's modules after it."""
-        shutil.rmtree(DEMO_DIR / ".mvbridge", ignore_errors=True)
-        (DEMO_DIR / "mvbridge.lock").unlink(missing_ok=True)
-        return _run([sys.executable, "-m", "mvbridge", "sync", "--no-stubs"], self.environ)
+        return self.cold_sync("--no-stubs")
 
     def by_hand(self) -> float:
         """Seconds for ``uv venv`` + ``uv pip install`` of every env's requirements."""
