@@ -266,6 +266,7 @@ def run_sync_cold(system: System, ctx: Context) -> dict[str, Any]:
     if ctx.first(system, "sync_cold_variants"):  # once a run: each costs a build
         result["no_stubs_s"] = demo.cold_sync_no_stubs()
         result["dontwrite_s"] = demo.cold_sync_dontwrite()
+        result["first_stubs_s"] = demo.cold_sync_first_stubs()
     return result
 
 
@@ -423,14 +424,15 @@ MEASURES: list[Measure] = [
     ),
     Measure(
         "sync_cold",
-        "Cold `mvbridge sync` of the demo with uv (no envs, no lock, uv's cache warm, bytecode "
-        "writes allowed)",
+        "Cold `mvbridge sync` of the demo with uv (no envs, no lock, uv's cache and mvbridge's "
+        "stub cache warm, bytecode writes allowed)",
         (
             ("s", "s"),
             ("uv_s", "uv venv + uv pip install by hand, s"),
             ("vs_uv", "ratio"),
             ("no_stubs_s", "s with --no-stubs (first round)"),
             ("dontwrite_s", "s under PYTHONDONTWRITEBYTECODE=1 (first round)"),
+            ("first_stubs_s", "s with no stub listings cached (first round)"),
         ),
         "s",
         "lower",

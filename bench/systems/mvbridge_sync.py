@@ -21,6 +21,7 @@ from .base import NotAvailable
 DEMO_SOURCE = envs.REPO_DIR / "examples" / "two_pandas"
 DEMO_DIR = envs.CACHE_DIR / "demo" / "two_pandas"
 BY_HAND_DIR = envs.CACHE_DIR / "demo" / "by-hand"
+MVBRIDGE_CACHE = envs.CACHE_DIR / "demo" / "mvbridge-cache"
 SYNC_TIMEOUT = 600.0
 
 
@@ -74,6 +75,9 @@ class DemoSync:
             "MVBRIDGE_CONFIG": str(DEMO_DIR / "mvbridge.toml"),
             "MVBRIDGE_INSTALLER": "uv",
             "MVBRIDGE_STUBS_DIR": str(DEMO_DIR / ".stubs"),  # not into the bench's own venv
+            # A cache of the bench's own (warmed by ``warm_up`` as uv's is), so that
+            # ``cold_sync_first_stubs`` can empty its stub listings without touching the user's.
+            "MVBRIDGE_CACHE_DIR": str(MVBRIDGE_CACHE),
         }
         self.warm = False
 
@@ -104,6 +108,12 @@ class DemoSync:
     def cold_sync_no_stubs(self) -> float:
         """``cold_sync`` with ``--no-stubs``: no worker imports each env's modules after it."""
         return self.cold_sync("--no-stubs")
+
+    def cold_sync_first_stubs(self) -> float:
+        """``cold_sync`` with no stub listings cached: each env's worker imports its modules
+        (a project's first sync; later rebuilds of the same contents read the cache)."""
+        shutil.rmtree(MVBRIDGE_CACHE / "stubs", ignore_errors=True)
+        return self.cold_sync()
 
     def by_hand(self) -> float:
         """Seconds for ``uv venv`` + ``uv pip install`` of every env's requirements."""

@@ -40,6 +40,7 @@ from ..config import Config
 from ..core.ops import BINARY_OPERATORS
 from .envs import EnvRecord
 from .importer import OWN_NAMES, configured_env
+from .stub_listings import listings
 
 PACKAGE = "mvbridge-stubs"
 MANIFEST = "stubs.json"
@@ -79,7 +80,7 @@ def write_stubs(
         if env is None:
             continue
         try:
-            modules = write_env_stubs(env, name, record.modules, progress)
+            modules = write_env_stubs(env, name, record.modules, progress, record)
         finally:
             env.shutdown()
         if modules is None:
@@ -91,17 +92,22 @@ def write_stubs(
 
 
 def write_env_stubs(
-    env: Any, env_name: str, modules: list[str], progress: Callable[[str], None]
+    env: Any,
+    env_name: str,
+    modules: list[str],
+    progress: Callable[[str], None],
+    record: EnvRecord | None = None,
 ) -> list[str] | None:
-    """Write the stubs of ``modules`` of a running ``env``; the modules written, or None
-    when the stub package cannot be written at all."""
+    """Write the stubs of ``modules`` of ``env``; the modules written, or None when the stub
+    package cannot be written at all. With the env's ``record``, listings cached for what it
+    holds are used, and ``env`` starts only for the others (``stub_listings.py``)."""
     package = stubs_root() / PACKAGE
     done = []
     for module in modules:
         if module in OWN_NAMES:
             continue
         try:
-            files = _module_stubs(env, module, env_name)
+            files = _module_stubs(env, module, env_name, record)
         except Exception as exc:
             progress(f"no stub for {module!r} of env {env_name!r}: {type(exc).__name__}: {exc}")
             continue
@@ -184,10 +190,12 @@ def _remove_module(package: Path, module: str) -> None:
         shutil.rmtree(package / module, ignore_errors=True)
 
 
-def _module_stubs(env: Any, module: str, env_name: str) -> dict[str, str]:
+def _module_stubs(
+    env: Any, module: str, env_name: str, record: EnvRecord | None = None
+) -> dict[str, str]:
     """The stub files of ``module`` (relative path -> text), its submodules included."""
-    reader = env.import_module("mvbridge.core.stubinfo")
-    listing = reader.stub_listing(module)
+    found = listings(env, module, record)
+    listing = found["module"]
     if not listing["package"]:
         return {f"{module}.pyi": render_stub(module, env_name, listing)}
     files = {}
@@ -198,18 +206,15 @@ def _module_stubs(env: Any, module: str, env_name: str) -> dict[str, str]:
         e["name"]: bool(e.get("exception")) for e in listing["entries"] if e["kind"] == "class"
     }
     for sub in listing["submodules"]:
-        if not sub.isidentifier() or keyword.iskeyword(sub):
+        if not sub.isidentifier() or keyword.iskeyword(sub) or sub not in found["submodules"]:
             continue
-        try:
-            sub_listing = reader.stub_listing(f"{module}.{sub}")
-        except Exception:
-            continue  # a submodule that cannot be read is left out, not the package
+        sub_listing = dict(found["submodules"][sub])
         sub_listing["submodules"] = []  # one level: deeper ones are rarely imported by path
         files[f"{module}/{sub}.pyi"] = render_stub(
             f"{module}.{sub}", env_name, sub_listing, package=(module, package_classes)
         )
         subs.append(sub)
-    listing["submodules"] = subs
+    listing = {**listing, "submodules": subs}
     if not subs:  # a package without submodules to show: one file, as for a module
         return {f"{module}.pyi": render_stub(module, env_name, listing)}
     files[f"{module}/__init__.pyi"] = render_stub(module, env_name, listing)

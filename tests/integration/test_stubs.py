@@ -12,7 +12,7 @@ import pytest
 
 import mvbridge
 from mvbridge.bridge import stubs
-from tests.helpers import make_venv, own_site_dirs
+from tests.helpers import make_venv, own_site_dirs, run_cli, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -219,3 +219,58 @@ def test_sync_removes_stubs_of_envs_no_longer_declared(tmp_path, monkeypatch):
     manifest = stubs._read_manifest(package)
     assert manifest[str(config.root)] == {"kept": ["kept_mod"]}
     assert manifest[str(other)] == {"theirs": ["theirs_mod"]}
+
+
+COUNTED = '''
+import os
+
+with open(os.environ["MVB_IMPORT_LOG"], "a") as log:
+    log.write("imported\\n")
+
+
+def first(x: int) -> int:
+    return x
+'''
+
+
+def _counted_project(folder: Path, source: str) -> Path:
+    package = folder / "src" / "mvb_counted"
+    (package / "mvb_counted").mkdir(parents=True, exist_ok=True)
+    (package / "mvb_counted" / "__init__.py").write_text(source)
+    (package / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "mvb_counted"\nversion = "1.0"\n'
+        '[tool.setuptools]\npackages = ["mvb_counted"]\n'
+    )
+    write_config(folder, '[envs.counted]\nrequirements = ["./src/mvb_counted"]\n')
+    return folder
+
+
+def test_a_cold_sync_of_unchanged_envs_writes_stubs_without_importing(tmp_path):
+    """Listings are cached by what the env holds: a cold sync of the same contents renders the
+    same stubs without a worker importing the module; a changed local source is read anew."""
+    project = _counted_project(tmp_path / "project", COUNTED)
+    log = tmp_path / "imports.log"
+    site = tmp_path / "site"
+    environ = {
+        "MVB_IMPORT_LOG": str(log),
+        "MVBRIDGE_STUBS_DIR": str(site),
+        "PYTHONDONTWRITEBYTECODE": "",  # else the build imports the module to warm bytecode
+    }
+
+    def cold_sync() -> str:
+        shutil.rmtree(project / ".mvbridge", ignore_errors=True)
+        (project / "mvbridge.lock").unlink(missing_ok=True)
+        done = run_cli(["sync"], project, timeout=180, **environ)
+        assert done.returncode == 0, done.stderr
+        return (site / stubs.PACKAGE / "mvb_counted.pyi").read_text()
+
+    first = cold_sync()
+    assert "def first(x: int) -> int: ..." in first
+    assert log.read_text() == "imported\n"
+    assert cold_sync() == first
+    assert log.read_text() == "imported\n"  # the second sync started no worker for it
+    _counted_project(project, COUNTED + "\n\ndef second(y: str) -> str:\n    return y\n")
+    changed = cold_sync()
+    assert "def second(y: str) -> str: ..." in changed
+    assert log.read_text() == "imported\n" * 2
