@@ -221,7 +221,7 @@ def test_sync_removes_stubs_of_envs_no_longer_declared(tmp_path, monkeypatch):
     assert manifest[str(other)] == {"theirs": ["theirs_mod"]}
 
 
-COUNTED = '''
+COUNTED = """
 import os
 
 with open(os.environ["MVB_IMPORT_LOG"], "a") as log:
@@ -230,7 +230,7 @@ with open(os.environ["MVB_IMPORT_LOG"], "a") as log:
 
 def first(x: int) -> int:
     return x
-'''
+"""
 
 
 def _counted_project(folder: Path, source: str) -> Path:
