@@ -25,6 +25,7 @@ import zmq
 from ..core import dists, hidden
 from ..core import protocol as P
 from ..core.codec import NOT_PLAIN, Decoder, is_large, object_reference
+from ..core.memory import release_freed_memory
 from ..core.peer import FAILED, Channel, Session, receive_message
 from ..errors import (
     CallTimeoutError,
@@ -688,6 +689,7 @@ class HostSession(Session):
                     self._channels.remove(channel)
         self.link.close()
         self.close()  # the object table and shared-memory segments, as any session ends
+        release_freed_memory()
         return code
 
     def statistics(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import zmq
 
 from ..core import dists, hidden, sharedmem
 from ..core import protocol as P
+from ..core.memory import release_freed_memory
 from ..errors import MVBridgeError, ProtocolError
 from . import records
 from .channels import Wiring, WorkerChannel, WorkerSession
@@ -193,6 +194,7 @@ class Server:
         session = self.sessions.pop(key, None)
         if session is not None:
             session.close()
+            release_freed_memory()
 
     def close(self, timeout: float = 2.0) -> None:
         channels: list[WorkerChannel] = []
