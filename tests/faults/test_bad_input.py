@@ -14,6 +14,7 @@ import mvbridge
 from mvbridge.core import dists
 from mvbridge.core import protocol as P
 from mvbridge.core.codec import Decoder, Encoder
+from tests.helpers import Keys, Spawn
 from tests.unit.test_codec import SameProcessSession
 from tests.unit.test_codec_properties import bodies, framed, msgpack_ints, msgpack_values
 
@@ -142,3 +143,69 @@ def test_channel_garbage_is_answered_or_dropped(raw: RawHost, frames: list[bytes
 def test_the_worker_still_serves_after_the_fuzzing(raw: RawHost, raw_control: RawHost):
     raw.still_serves()
     assert raw_control.ask(P.control_message(P.PING, 7)) == [P.OK, 7, raw.pid]
+
+
+# -- the service's router -------------------------------------------------------------------------
+class RawClient:
+    """A client of a ``mvbridge spawn`` service speaking bytes on its own CURVE connection."""
+
+    def __init__(self, service: Spawn, keys: Keys) -> None:
+        from mvbridge.bridge.keys import client_keys
+
+        pair = client_keys(keys.server_public, keys.client_secret)
+        self.socket = zmq.Context.instance().socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.curve_serverkey = pair.server_public
+        self.socket.curve_publickey = pair.public
+        self.socket.curve_secretkey = pair.secret
+        self.socket.connect(service.address)
+
+    def send(self, frames: list[bytes]) -> None:
+        self.socket.send_multipart(frames)
+        while self.socket.poll(0):  # whatever the router answered: only its liveness matters
+            self.socket.recv_multipart()
+
+    def close(self) -> None:
+        self.socket.close(0)
+
+
+routes = st.one_of(
+    st.just(P.CONTROL_ROUTE),
+    st.integers(0, 2**32 - 1).map(P.route),
+    st.binary(max_size=8),
+)
+router_messages = st.one_of(
+    st.lists(st.binary(max_size=64), min_size=1, max_size=4),
+    st.builds(lambda route, frames: [route, *frames], routes, control_frames),
+    st.builds(lambda route, frames: [route, *frames], routes, channel_frames),
+)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_service(py_faults: str, keys: Keys, tmp_path_factory: pytest.TempPathFactory):
+    spawned = Spawn(py_faults, tmp_path_factory.mktemp("fuzzed-spawn"), keys)
+    yield spawned
+    assert spawned.stop() == 0, spawned.log
+
+
+@pytest.fixture(scope="module")
+def raw_client(fuzzed_service: Spawn, keys: Keys):
+    client = RawClient(fuzzed_service, keys)
+    yield client
+    client.close()
+
+
+@FUZZ
+@given(router_messages)
+def test_the_router_survives_any_frames(raw_client: RawClient, frames: list[bytes]):
+    raw_client.send(frames)
+
+
+def test_the_service_still_serves_after_the_fuzzing(
+    raw_client: RawClient, fuzzed_service: Spawn, keys: Keys
+):
+    assert fuzzed_service.process.poll() is None
+    with mvbridge.Env("after-fuzz", address=fuzzed_service.address, **keys.env_kwargs()) as env:
+        assert env.import_module("operator").add(2, 3) == 5
+    assert fuzzed_service.ping()["workers_up"]
+    assert "Traceback" not in fuzzed_service.log, fuzzed_service.log[-3000:]
