@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import EnvSpec, ray_placement, resolve_requirement
 from ..core import protocol as P
-from ..errors import ConfigError, MVBridgeError, SerializationError
+from ..errors import ConfigError, SerializationError, WorkerDiedError
 from .runtime import ensure_runtime, interpreter_facts
 
 # Imported where used: a script's first call through a local worker pays only for what it uses
@@ -296,9 +296,14 @@ class Env:
             session = self._session
             if session is not None and session.usable():
                 return session
-            if _exiting:
-                raise MVBridgeError(
-                    f"env {self.name!r}: not starting a worker while the interpreter exits"
+            if _exiting:  # the exit hook shut the worker down: as for a call in flight then
+                raise WorkerDiedError(
+                    f"env {self.name!r}: its worker was shut down because the interpreter "
+                    "exits; no new one starts now",
+                    env=self.name,
+                    pid=None,
+                    exit_code=None,
+                    calls_in_flight=0,
                 )
             if session is not None:
                 logger.info("env %r: starting a new worker (%s)", self.name, session.death)
