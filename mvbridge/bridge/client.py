@@ -121,13 +121,19 @@ class HostChannel(Channel):
             try:
                 return super().request(op, target, operands)
             except KeyboardInterrupt:
-                if self._next_id != rid and not self.broken:  # sent: the worker runs it
-                    interrupts.forward(self, rid)
+                if self._next_id != rid:  # it may have gone out
+                    self.interrupted(rid)
                 raise
             finally:
                 if session.closed:
                     self.closed_under_call()
         return super().request(op, target, operands)
+
+    def interrupted(self, rid: int) -> None:
+        """A KeyboardInterrupt stopped outermost request ``rid``, which may have gone out: the
+        worker may be running it, so interrupt it there too (or drop this channel)."""
+        if not self.broken:
+            interrupts.forward(self, rid)
 
     def closed_under_call(self) -> None:
         """The session ended (shutdown, death) while this channel's call was in flight: its
@@ -160,9 +166,11 @@ class HostChannel(Channel):
         self._next_id = rid + 1
         self.deadline = None
         self.epoch = session.link.epoch
-        self.send([frame])
         self.depth = 1
         try:
+            # Sent inside the try: an interrupt that lands just after the send, before this
+            # thread waits (a loaded machine, the worker already running it), is forwarded too.
+            self.send([frame])
             frames = self.receive()
             if len(frames) == 1:
                 value = Decoder.plain_reply(frames[0], rid)
@@ -175,8 +183,7 @@ class HostChannel(Channel):
                 self.serve(value, frames)
             return self.wait_reply(rid)
         except KeyboardInterrupt:
-            if not self.broken:  # the worker runs the call: interrupt it there too
-                interrupts.forward(self, rid)
+            self.interrupted(rid)
             raise
         finally:
             self.depth = 0

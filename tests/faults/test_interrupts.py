@@ -117,3 +117,29 @@ def test_interrupted_callbacks_end_the_remote_call(target: Target):
     assert faults.echo("next") == "next"
     assert time.monotonic() - interrupted < NEXT_CALL_WITHIN
     target.check_clean()
+
+
+@pytest.mark.parametrize("function", ["spin", "sleep"])
+def test_an_interrupt_just_after_the_send_reaches_the_worker(target: Target, function: str):
+    """KeyboardInterrupt right after the request went out, before the caller waits for the
+    reply (where a loaded machine delivers it late): the worker's call is interrupted (or its
+    channel dropped), so the next call answers at once, not after the 30 s call."""
+    faults = target.faults()
+    faults.thread_id()  # this thread's channel exists
+    channel = target.env.current_session().channel()
+    send = channel.send
+    marker = started_file()
+
+    def send_then_interrupt(frames: list) -> None:
+        send(frames)
+        channel.send = send  # once
+        wait_until(lambda: Path(marker).exists(), timeout=30)  # the worker runs it
+        raise KeyboardInterrupt
+
+    channel.send = send_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        getattr(faults, function)(LONG, marker)
+    interrupted = time.monotonic()
+    assert faults.echo("next") == "next"
+    assert time.monotonic() - interrupted < NEXT_CALL_WITHIN
+    target.check_clean()
