@@ -143,3 +143,32 @@ def test_an_interrupt_just_after_the_send_reaches_the_worker(target: Target, fun
     assert faults.echo("next") == "next"
     assert time.monotonic() - interrupted < NEXT_CALL_WITHIN
     target.check_clean()
+
+
+def test_a_cancelled_awaited_call_is_interrupted_in_the_worker(target: Target):
+    """An awaited call cancelled mid-call (``task.cancel()``, as ``asyncio.timeout`` does) is
+    interrupted in the worker too: its Python loop stops there at once, rather than running
+    its 30 s on a worker thread nobody waits for; the next awaited call answers."""
+    import asyncio
+
+    import mvbridge
+
+    faults = target.faults()
+    started, interrupted = started_file(), started_file()
+
+    async def main() -> float:
+        call = asyncio.ensure_future(
+            mvbridge.aio(faults).spin_noting_interrupts(LONG, started, interrupted)
+        )
+        while not Path(started).exists():
+            await asyncio.sleep(0.02)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        cancelled = time.monotonic()
+        assert await mvbridge.aio(faults).echo("next") == "next"
+        return time.monotonic() - cancelled
+
+    assert asyncio.run(asyncio.wait_for(main(), LONG / 2)) < NEXT_CALL_WITHIN
+    wait_until(lambda: Path(interrupted).exists(), timeout=INTERRUPTED_WITHIN + 2)
+    target.check_clean()
