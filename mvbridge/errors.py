@@ -94,7 +94,7 @@ class StaleReferenceError(MVBridgeError):
 
 
 class CallTimeoutError(MVBridgeError, TimeoutError):
-    """Raised when a call passed its deadline (the worker may still be running it)."""
+    """Raised when a call passed its deadline (the call is interrupted in the worker)."""
 
 
 class NestingError(MVBridgeError):

@@ -122,7 +122,8 @@ class AsyncHostChannel(HostChannel):
             self.check_alive()
 
     def passed_deadline(self) -> None:
-        self.pool.drop(self)  # not session.drop_channel: its CLOSE would block the loop
+        # Not session.drop_channel: its CLOSE would block the loop.
+        self.pool.drop(self, interrupt=self.sent)
 
     def close_socket(self) -> None:
         # The asyncio socket has a reader on its loop: close it there.

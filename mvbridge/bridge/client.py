@@ -70,8 +70,9 @@ def context() -> zmq.Context:
 def deadline(seconds: float) -> Iterator[None]:
     """Calls made by this thread inside the block raise ``CallTimeoutError`` after ``seconds``.
 
-    The worker may still be running the call; the channel that waited is dropped, so its late
-    reply can never be mistaken for another call's. Calls awaited inside the block (by this
+    The call is interrupted in the worker (code blocked in C there sees it when the C call
+    returns); the channel that waited is dropped, so its late reply can never be mistaken for
+    another call's. Calls awaited inside the block (by this
     task, or tasks it starts there) get the same deadline.
     """
     previous = getattr(_deadlines, "value", None)
@@ -106,6 +107,7 @@ class HostChannel(Channel):
         self.closed = False
         self.deadline: float | None = None
         self.epoch = 0  # the link's connection epoch when the outermost request was sent
+        self.outermost = 0  # the id of the outermost request (the one a deadline stops)
 
     def request(self, op: str, target: Any, operands: list[Any]) -> Any:
         if self.depth == 0:
@@ -117,7 +119,7 @@ class HostChannel(Channel):
                 chosen = own if chosen is None else min(chosen, own)
             self.deadline = chosen
             self.epoch = session.link.epoch
-            rid = self._next_id
+            rid = self.outermost = self._next_id
             try:
                 return super().request(op, target, operands)
             except KeyboardInterrupt:
@@ -242,15 +244,18 @@ class HostChannel(Channel):
             assert isinstance(session, HostSession)
             self.passed_deadline()
             raise CallTimeoutError(
-                f"a call to env {session.env_name!r} passed its deadline; the worker "
-                "may still be running it (its reply will be discarded)"
+                f"a call to env {session.env_name!r} passed its deadline; it was interrupted "
+                "in the worker (code blocked in C there runs until its C call returns)"
             )
         return left
 
     def passed_deadline(self) -> None:
         session = self.session
         assert isinstance(session, HostSession)
-        session.drop_channel(self)  # its worker thread stops after the call
+        # The call is interrupted in the worker (a Python loop stops; code in C when it
+        # returns), and the channel goes: its worker thread ends after the call.
+        session.control_nowait(P.INTERRUPT, [self.cid, self.outermost])
+        session.drop_channel(self)
 
     def check_frames(self, frames: list[Any]) -> list[Any]:
         """``frames``, unless they are the link's word that our request could not be sent."""

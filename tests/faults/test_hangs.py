@@ -72,6 +72,29 @@ def test_a_hang_with_a_deadline_times_out(target: Target, name: str):
     target.check_clean()
 
 
+@pytest.mark.parametrize("awaited", [False, True], ids=["blocking", "awaited"])
+def test_a_deadline_interrupts_the_remote_call(target: Target, awaited: bool):
+    """The Python loop that passed its deadline stops in the worker too (INTERRUPT), rather
+    than running on in a worker thread whose caller has gone."""
+    import asyncio
+
+    faults = target.faults()
+    started, interrupted = started_file(), started_file()
+
+    def awaited_call() -> None:
+        call = mvbridge.aio(faults).spin_noting_interrupts(HANG_SECONDS, started, interrupted)
+        asyncio.run(asyncio.wait_for(call, HANG_SECONDS))
+
+    def blocking_call() -> None:
+        faults.spin_noting_interrupts(HANG_SECONDS, started, interrupted)
+
+    with pytest.raises(mvbridge.CallTimeoutError), mvbridge.deadline(DEADLINE):
+        (awaited_call if awaited else blocking_call)()
+    wait_until(lambda: Path(interrupted).exists(), timeout=NEXT_CALL_WITHIN)
+    next_call_works(target)
+    target.check_clean()
+
+
 @pytest.mark.parametrize("name", list(HANGS))
 def test_a_hang_without_a_deadline_runs_until_shutdown(target: Target, name: str):
     """No deadline: the call may run as long as it needs (no liveness timer kills it), and
