@@ -170,6 +170,8 @@ class WorkerSession(Session):
         channels, self.channels = self.channels, {}
         for channel in channels.values():
             channel.stopped.set()
+            # A call still running there has no one to answer (BYE, expiry): stop it too.
+            channel.interrupts.interrupt_running()
 
     def peer_description(self) -> str:
         return "the host (Python %s)" % self.peer_python
@@ -238,6 +240,10 @@ class WorkerChannel(Channel):
                     return None
 
     def send(self, frames: list[Any]) -> None:
+        if self.stopped.is_set():
+            # The host closed this channel (it gave up on the call) or ended the session:
+            # nobody reads a late reply, such as that of a call stopped when its session ended.
+            return
         socket = self.socket
         if len(frames) == 1:
             try:

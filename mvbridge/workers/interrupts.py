@@ -47,6 +47,13 @@ class CallInterrupts:
             self._rid = None
             self._armed = False
 
+    def interrupt_running(self) -> bool:
+        """Raise KeyboardInterrupt in the thread running a request, whichever it is (its
+        session ended: nobody waits for the result); False if none runs."""
+        with self._lock:
+            rid = self._rid
+        return rid is not None and self.interrupt(rid)
+
     def interrupt(self, rid: int) -> bool:
         """Raise KeyboardInterrupt in the thread running ``rid``; False if none is."""
         with self._lock:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Target, started_file
+from tests.faults.conftest import ServiceTarget, Target, started_file
 from tests.faults.test_kills import Call
 from tests.helpers import wait_until
 
@@ -172,3 +172,21 @@ def test_a_cancelled_awaited_call_is_interrupted_in_the_worker(target: Target):
     assert asyncio.run(asyncio.wait_for(main(), LONG / 2)) < NEXT_CALL_WITHIN
     wait_until(lambda: Path(interrupted).exists(), timeout=INTERRUPTED_WITHIN + 2)
     target.check_clean()
+
+
+def test_a_call_whose_service_session_ends_is_interrupted(faults_service, keys):
+    """The client ends its session (``env.shutdown()``: BYE) while a call runs: the service
+    interrupts that call rather than running it to its end for nobody; the caller gets
+    WorkerDiedError, the service logs no traceback and serves the next session."""
+    import mvbridge
+
+    target = ServiceTarget(faults_service, keys)
+    started, interrupted = started_file(), started_file()
+    call = Call(target.faults().spin_noting_interrupts, LONG, started, interrupted)
+    wait_until(lambda: Path(started).exists())
+    target.env.shutdown()
+    wait_until(lambda: Path(interrupted).exists(), timeout=INTERRUPTED_WITHIN + 2)
+    with pytest.raises(mvbridge.WorkerDiedError):
+        call.wait(NEXT_CALL_WITHIN)
+    target.check_clean()
+    assert "Traceback" not in faults_service.log, faults_service.log[-3000:]
