@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy
 
@@ -65,3 +66,26 @@ def test_ended_service_sessions_free_their_channels_without_the_collector(
             wait_until(lambda: worker.eval(_CHANNEL_OBJECTS) <= before)
         finally:
             worker.eval("__import__('gc').enable()")
+
+
+_LAST_TRIM = "__import__('sys').modules['mvbridge.core.memory']._last[0]"
+_NOW = "__import__('time').monotonic()"
+
+
+def test_ended_sessions_give_freed_memory_back(service: Spawn, keys: Keys):
+    """After the cycles above were gone, the soak's host and service workers still grew 3-16
+    KB per session: freed memory that glibc kept in its per-thread arenas (``malloc_trim``
+    returned all of it). Both sides now trim where a session ends (at most once a second)."""
+    from mvbridge.core import memory
+
+    with mvbridge.Env("trim-watch", address=service.address, **keys.env_kwargs()) as watch:
+        worker = watch.import_module("builtins")
+        client = mvbridge.Env("trim-client", address=service.address, **keys.env_kwargs())
+        assert client.call(abs, -1) == 1
+        # Past the interval of the last trims, so that this session's end trims on both sides.
+        wait_until(lambda: worker.eval(f"{_NOW} - {_LAST_TRIM}") > memory.MIN_INTERVAL)
+        wait_until(lambda: time.monotonic() - memory._last[0] > memory.MIN_INTERVAL)
+        worker_before, host_before = worker.eval(_LAST_TRIM), memory._last[0]
+        client.shutdown()
+        assert memory._last[0] > host_before
+        wait_until(lambda: worker.eval(_LAST_TRIM) > worker_before)
