@@ -701,6 +701,10 @@ class HostSession(Session):
                     self._channels.remove(channel)
         self.link.close()
         self.close()  # the object table and shared-memory segments, as any session ends
+        # An Env keeps its ended session (its proxies raise StaleReferenceError by it), but
+        # not the channels threads used: each holds its codec's buffers (over 800 KB a
+        # session in all), and a busy one is still held by the thread waiting in it.
+        self._local = threading.local()
         release_freed_memory()
         return code
 

@@ -89,3 +89,31 @@ def test_ended_sessions_give_freed_memory_back(service: Spawn, keys: Keys):
         client.shutdown()
         assert memory._last[0] > host_before
         wait_until(lambda: worker.eval(_LAST_TRIM) > worker_before)
+
+
+def test_a_shut_down_env_keeps_no_channel_buffers(py_faults: str):
+    """An Env keeps its ended session (its proxies raise StaleReferenceError through it), and
+    with it, through a thread-local, the channel the calling thread had used: its codec's
+    buffers, 812 KB per shut-down Env, kept for as long as the Env (or its name) lives."""
+    import gc
+    import tracemalloc
+
+    def used_and_shut_down(name: str) -> mvbridge.Env:
+        env = mvbridge.Env(name, interpreter=py_faults)
+        assert env.import_module("mvb_faults").echo(name) == name
+        env.shutdown()
+        return env
+
+    used_and_shut_down("kept-warm-up")  # what a first Env imports and caches is not kept per Env
+    kept = []
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(4):
+            kept.append(used_and_shut_down(f"kept-{index}"))
+        gc.collect()
+        per_env = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert per_env < 200_000, f"{per_env:.0f} bytes kept per shut-down Env"
