@@ -11,7 +11,8 @@ Three experiments, each alternating its variants round by round (the machine is 
    with ``RCVTIMEO``. mvbridge's worker must wake up now and then to look at stop flags.
 3. **The service's hop.** Raw pyzmq over TCP + CURVE straight to the worker, and through a
    relay process (a Python ROUTER-DEALER loop, which is what ``mvbridge spawn``'s router is
-   on the data path), against mvbridge's service.
+   on the data path, or libzmq's ``zmq_proxy``: the floor of a data path without Python),
+   against mvbridge's service.
 
 Results go to ``bench/results/floors.md`` (``--out``). Runs in the benchmark's host venv like
 ``run.py`` (``python bench/run.py`` builds it), or in any venv with mvbridge, pyzmq and msgpack.
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "raw, TCP + CURVE, direct": raw("curve", curve=True),
             "raw, TCP + CURVE, through a Python relay": raw("relay", curve=True),
+            "raw, TCP + CURVE, through a C relay (zmq_proxy)": raw("cproxy", curve=True),
             "mvbridge spawn (service)": mvbridge_service,
         },
         args.rounds,

@@ -2,7 +2,8 @@
 
 Serves msgpack no-ops on one DEALER until killed. MODE says how its thread waits for a request
 (``block``, ``poll``, ``zpoll``, ``timeo``), or serves over TCP + CURVE (``curve``), or relays
-TCP + CURVE to a ``block`` worker of its own over ipc (``relay``). Prints
+TCP + CURVE to a ``block`` worker of its own over ipc, in a Python loop (``relay``) or in
+libzmq's own ``zmq_proxy`` with the GIL released (``cproxy``: a data path without Python). Prints
 ``ADDRESS SERVER_PUBLIC_KEY`` and then the pid serving the calls. ``floors.py`` starts each in
 a process group of its own and kills the group (a relay's worker too).
 """
@@ -40,13 +41,13 @@ def _curve_socket(context: zmq.Context) -> tuple[zmq.Socket, str, str]:
 def serve(mode: str, folder: str) -> None:
     context = zmq.Context()
     reply = msgpack.packb(None)
-    if mode in ("curve", "relay"):
+    if mode in ("curve", "relay", "cproxy"):
         sock, address, public = _curve_socket(context)
     else:
         sock = context.socket(zmq.DEALER)
         address, public = f"ipc://{folder}/{mode}", "-"
         sock.bind(address)
-    if mode == "relay":
+    if mode in ("relay", "cproxy"):
         child = subprocess.Popen(
             [sys.executable, __file__, "block", folder], stdout=subprocess.PIPE, text=True
         )
@@ -57,6 +58,8 @@ def serve(mode: str, folder: str) -> None:
         backend.connect(backend_address)
         print(address, public, flush=True)
         print(os.getpid(), flush=True)
+        if mode == "cproxy":
+            zmq.proxy(sock, backend)  # both directions in C until the process is killed
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(backend, zmq.POLLIN)
