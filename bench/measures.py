@@ -15,6 +15,7 @@ BYTES_SIZE = 1_000_000  # "1 MB"
 GENERATOR_ITEMS = 100_000
 SLOW_ARRAY_SECONDS = 5.0  # a system slower than this per array round trip is timed once
 THREADS = 4
+MANY_THREADS = 16  # issue 11: 16 threads scale no worse than raw pyzmq does
 CLIENTS = 20
 CLIENT_THREADS = 4  # threads per client (issue 11: 20 clients x 4 threads)
 
@@ -25,6 +26,7 @@ class Context:
 
     limits: Limits
     gang: ThreadGang
+    many: ThreadGang
     clients: ThreadGang
     payload: bytes
     array: Any
@@ -192,6 +194,14 @@ def run_threads(system: System, ctx: Context) -> dict[str, Any]:
     return {"calls_s": rate}
 
 
+def run_threads_many(system: System, ctx: Context) -> dict[str, Any]:
+    """Calls/s of 16 threads, and their scaling over 4 measured right before (same round)."""
+    seconds = ctx.limits.threads_seconds
+    four = ctx.gang.calls_per_second(system.key, system.thread_caller, seconds)
+    many = ctx.many.calls_per_second(system.key, system.thread_caller, seconds)
+    return {"calls_s": many, "scaling": many / four}
+
+
 def run_clients(system: System, ctx: Context) -> dict[str, Any]:
     key = f"{system.key}/client"
     rate = ctx.clients.calls_per_second(key, system.client_caller, ctx.limits.threads_seconds)
@@ -335,6 +345,15 @@ MEASURES: list[Measure] = [
         "higher",
         "zmq",
         run=run_threads,
+    ),
+    Measure(
+        "threads16",
+        f"No-op calls/s from {MANY_THREADS} host threads, and their scaling over {THREADS}",
+        (("calls_s", "calls/s"), ("scaling", f"\u00f7 calls/s of {THREADS} threads")),
+        "calls_s",
+        "higher",
+        "zmq",
+        run=run_threads_many,
     ),
     Measure(
         "clients",

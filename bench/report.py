@@ -13,7 +13,8 @@ from .systems import PEERS
 
 TIMES = "\u00d7"
 DASH = "\u2013"
-RATIO_MEASURES = ["noop", "small", "method", "bytes", "array", "threads", "cold", "cold_numpy"]
+RATIO_MEASURES = ["noop", "small", "method", "bytes", "array", "threads", "threads16", "cold"]
+RATIO_MEASURES += ["cold_numpy"]
 RATIO_MEASURES += ["generator"]
 
 

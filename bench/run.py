@@ -40,7 +40,9 @@ QUICK_LIMITS = Limits(
     per_item_calls=500,
     array_bytes=10_000_000,  # RPyC alone takes ~50 s per 100 MB round trip
 )
-HARD_TIMEOUT = 540.0  # the measuring process is stopped past this, workers and all
+# The measuring process is stopped past its budget and this much more, workers and all: a
+# round that starts inside the budget runs to its end, and the report is written after it.
+HARD_TIMEOUT_SLACK = 300.0
 _STARTED_VAR = "MVBRIDGE_BENCH_STARTED"
 
 
@@ -60,12 +62,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--measures", default="", help="comma-separated measure keys (default all)")
     parser.add_argument("--out", type=Path, default=envs.BENCH_DIR / "results")
     parser.add_argument("--name", help="output file stem (default latest, quick with --quick)")
-    parser.add_argument("--timeout", type=float, default=HARD_TIMEOUT, help="hard limit, s")
+    parser.add_argument("--timeout", type=float, help="hard limit, s (default: budget + 300)")
     parser.add_argument(
         "--update-docs", action="store_true", help="paste the table into docs/performance.md"
     )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.budget is None:
+        args.budget = (QUICK if args.quick else FULL)["budget"]
+    if args.timeout is None:
+        args.timeout = args.budget + HARD_TIMEOUT_SLACK
+    return args
 
 
 def outer(argv: list[str], args: argparse.Namespace) -> int:
@@ -120,7 +127,7 @@ def inner(args: argparse.Namespace) -> int:
     config = suite.SuiteConfig(
         rounds=args.rounds or int(preset["rounds"]),
         limits=QUICK_LIMITS if args.quick else Limits(),
-        budget=args.budget or preset["budget"],
+        budget=args.budget,
         systems=tuple(key for key in args.systems.split(",") if key),
         measures=tuple(key for key in args.measures.split(",") if key),
     )

@@ -15,6 +15,7 @@ from .measures import (
     BYTES_SIZE,
     CLIENT_THREADS,
     CLIENTS,
+    MANY_THREADS,
     MEASURES,
     THREADS,
     Context,
@@ -69,6 +70,7 @@ def _start(system: System, log: Log) -> str | None:
 def _stop(system: System, gangs: list[ThreadGang], log: Log) -> None:
     gangs[0].release(system.key, system.close_thread_caller)
     gangs[1].release(f"{system.key}/client", system.close_client_caller)
+    gangs[2].release(system.key, system.close_thread_caller)
     try:
         system.stop()
     except Exception as exc:
@@ -150,7 +152,11 @@ def run(config: SuiteConfig, log: Log, raw: dict[str, Any]) -> None:
         for s in systems
     ]
     with contextlib.ExitStack() as stack:
-        gangs = [ThreadGang(THREADS), ThreadGang(CLIENTS * CLIENT_THREADS)]
+        gangs = [
+            ThreadGang(THREADS),
+            ThreadGang(CLIENTS * CLIENT_THREADS),
+            ThreadGang(MANY_THREADS),
+        ]
         for gang in gangs:
             stack.callback(gang.stop)
         log("starting workers")
@@ -160,6 +166,7 @@ def run(config: SuiteConfig, log: Log, raw: dict[str, Any]) -> None:
         ctx = Context(
             limits=config.limits,
             gang=gangs[0],
+            many=gangs[2],
             clients=gangs[1],
             payload=np.random.default_rng(1).bytes(BYTES_SIZE),
             array=np.random.default_rng(2).random(config.limits.array_bytes // 8),
