@@ -454,6 +454,8 @@ def _sync(args: argparse.Namespace) -> int:
         return record
 
     # Envs build side by side: installers wait on the network and the disk as much as the CPU.
+    from .bridge import installers  # noqa: F401 - before the threads: it readies sysconfig
+
     workers = max(1, min(len(todo), os.cpu_count() or 1))
     pool = concurrent.futures.ThreadPoolExecutor(workers)
     futures = {name: pool.submit(sync_one, name) for name in todo}

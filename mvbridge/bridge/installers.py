@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -24,6 +25,11 @@ from typing import Any
 from ..errors import EnvBuildError
 from .locks import file_lock, replace_dir
 from .runtime import cache_dir, interpreter_facts
+
+# sysconfig fills its variables on first use without a lock (before Python 3.13), so builds that
+# run side by side (``mvbridge sync``) could read them half made: uv's ``find_uv_bin`` then
+# failed with "can only concatenate str (not 'NoneType')". Filled here, under the import lock.
+sysconfig.get_config_vars()
 
 BUILD_TIMEOUT = float(os.environ.get("MVBRIDGE_BUILD_TIMEOUT", "900"))
 
