@@ -182,6 +182,11 @@ def run(config: SuiteConfig, log: Log, raw: dict[str, Any]) -> None:
                 log(raw["stopped_early"])
                 break
             rounds.append(_round(index, systems, status, ctx, config, gangs, log))
+        # The measures that disturb the machine, as many rounds of them, after all the others.
+        for done in rounds:
+            later = _round(done["index"], systems, status, ctx, config, gangs, log, after=True)
+            done["results"].update(later["results"])
+            done["seconds"] = round(done["seconds"] + later["seconds"], 2)
 
 
 def _round(
@@ -192,13 +197,17 @@ def _round(
     config: SuiteConfig,
     gangs: list[ThreadGang],
     log: Log,
+    after: bool = False,
 ) -> dict[str, Any]:
-    rng = random.Random(config.seed * 1000 + index)
+    """One round of the measures that run in rounds, or (``after``) of those that run after."""
+    rng = random.Random(config.seed * 1000 + index + (500 if after else 0))
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
-    log(f"round {index + 1}/{config.rounds}")
+    log(f"{'after the rounds: round' if after else 'round'} {index + 1}/{config.rounds}")
     for measure in MEASURES:
         if config.measures and measure.key not in config.measures:
+            continue
+        if measure.after_rounds != after:
             continue
         listed = [s for s in systems if not measure.only or s.key in measure.only]
         rng.shuffle(listed)
