@@ -169,7 +169,7 @@ def _no_workers_left_behind():
     mvbridge.shutdown()
     left = [
         e.name
-        for e in env_module._registry.values()
+        for e in env_module._registry.envs()
         if e.current_session() is not None
         and e.current_session().process is not None
         and e.current_session().process.exit_code() is None

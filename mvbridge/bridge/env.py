@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +36,46 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
+class _Names:
+    """The newest Env of each name, for ``mvbridge.env(name)`` (under ``_registry_lock``).
+
+    An env is held from its creation; once shut down, only weakly, for as long as someone else
+    holds it (a module proxy, the application), so that an application that makes its Envs
+    under ever new names (one per request) does not keep them all. Its next start holds it
+    again.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, Env] = {}
+        self._weak: weakref.WeakValueDictionary[str, Env] = weakref.WeakValueDictionary()
+
+    def add(self, env: Env) -> None:
+        self._weak.pop(env.name, None)
+        self._held[env.name] = env
+
+    def get(self, name: str) -> Env | None:
+        return self._held.get(name) or self._weak.get(name)
+
+    def release(self, env: Env) -> None:
+        if self._held.get(env.name) is env:
+            del self._held[env.name]
+            self._weak[env.name] = env
+
+    def hold(self, env: Env) -> None:
+        if self._weak.get(env.name) is env:
+            del self._weak[env.name]
+            self._held[env.name] = env
+
+    def names(self) -> set[str]:
+        return set(self._held) | set(self._weak)
+
+    def envs(self) -> list[Env]:
+        return [*self._held.values(), *self._weak.values()]
+
+
 _registry_lock = threading.Lock()
-_registry: dict[str, Env] = {}  # by name: the newest env of each name
+_registry = _Names()
 _running: set[Env] = set()  # envs with a session (a worker or a service), for shutdown
 _exiting = False
 DEFAULT_ASYNC_POOL = 16  # awaited calls of one event loop that run at once, per env
@@ -218,7 +257,7 @@ class Env:
         self._replicas: Replicas | None = None
         self._records_service = False  # a declared ray env: record what its worker exposes
         with _registry_lock:
-            _registry[name] = self
+            _registry.add(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -312,6 +351,7 @@ class Env:
             self._starts += 1
             with _registry_lock:
                 _running.add(self)
+                _registry.hold(self)
             return self._session
 
     async def asession(self) -> HostSession:
@@ -412,6 +452,7 @@ class Env:
                 replicas.release()
             with _registry_lock:
                 _running.discard(self)
+                _registry.release(self)
 
     def __enter__(self) -> Env:
         return self
@@ -653,7 +694,7 @@ def env(name: str) -> Env:
 
     config = current_config()
     with _registry_lock:
-        known = sorted(set(_registry) | set(config.envs if config else ()))
+        known = sorted(_registry.names() | set(config.envs if config else ()))
     where = f"declared in {config.path} or " if config else ""
     raise ConfigError(
         f"no env named {name!r} {where}created in this process; known envs: "

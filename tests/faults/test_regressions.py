@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy
+import pytest
 
 import mvbridge
 from tests.helpers import Keys, Spawn, wait_until
@@ -117,3 +118,38 @@ def test_a_shut_down_env_keeps_no_channel_buffers(py_faults: str):
     finally:
         tracemalloc.stop()
     assert per_env < 200_000, f"{per_env:.0f} bytes kept per shut-down Env"
+
+
+def test_envs_made_per_request_are_not_all_kept(py_faults: str):
+    """``mvbridge.env(name)`` finds the envs made in this process, and so the process held every
+    Env it ever made, one per name: an application making one per request under a new name
+    kept them all. A shut-down Env is now held only while someone else holds it; one that was
+    never shut down, or is held, is still found by name, and starts again when used."""
+    import gc
+    import weakref
+
+    made = []
+    for index in range(3):
+        with mvbridge.Env(f"per-request-{index}", interpreter=py_faults) as env:
+            assert env.import_module("mvb_faults").echo(index) == index
+        made.append(weakref.ref(env))
+    del env
+    gc.collect()
+    assert [ref() for ref in made] == [None, None, None]
+    with pytest.raises(mvbridge.ConfigError):
+        mvbridge.env("per-request-0")
+
+    mvbridge.Env("made-not-started", interpreter=py_faults)  # no reference kept
+    gc.collect()
+    assert mvbridge.env("made-not-started").name == "made-not-started"
+
+    kept = mvbridge.Env("kept-by-the-caller", interpreter=py_faults)
+    kept.import_module("mvb_faults").pid()
+    kept.shutdown()
+    gc.collect()
+    assert mvbridge.env("kept-by-the-caller") is kept
+    assert kept.import_module("mvb_faults").echo("again") == "again"  # starts again
+    del kept
+    gc.collect()
+    assert mvbridge.env("kept-by-the-caller").name == "kept-by-the-caller"  # running: held
+    mvbridge.env("kept-by-the-caller").shutdown()
