@@ -163,8 +163,8 @@ class WorkerSession(Session):
             super().close()
             idle, self._reverse_free = self._reverse_free, []
             self._reverse_count -= len(idle)
-        for channel in idle:  # one in use is closed by its borrower, who sees the session closed
-            channel.socket.close(linger=0)
+        for reverse in idle:  # one in use is closed by its borrower, who sees the session closed
+            reverse.socket.close(linger=0)
         # Dropped, not only stopped: a channel refers to its session, and the cycle would keep
         # both (and what they hold) until the garbage collector's next full run.
         channels, self.channels = self.channels, {}
