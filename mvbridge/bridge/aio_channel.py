@@ -28,7 +28,6 @@ from ..core.peer import FAILED, receive_message
 from ..errors import MVBridgeError, WorkerDiedError
 from .client import POLL_MS, HostChannel, HostSession, _task_deadline
 
-INTERRUPT_TIMEOUT = 2.0  # for the INTERRUPT of a cancelled call's request
 EXECUTOR_THREADS = 4  # control round trips of one session take turns anyway (its control lock)
 
 _executor_lock = threading.Lock()
@@ -62,7 +61,6 @@ class AsyncHostChannel(HostChannel):
         self.asocket = zmq.asyncio.Socket.from_socket(socket)
         self.dropped = False
         self.socket_closed = False  # ours, not zmq's ``closed``: that probes a freed handle
-        self.sent: int | None = None  # the outermost request in flight, once it went out
 
     async def arequest(self, op: str, target: Any, operands: list[Any]) -> Any:
         session = self.session
@@ -73,15 +71,13 @@ class AsyncHostChannel(HostChannel):
             chosen = own if chosen is None else min(chosen, own)
         self.deadline = chosen
         self.epoch = session.link.epoch
-        rid = self.send_request(op, target, operands)
-        self.sent = rid
+        rid = self.outermost = self.send_request(op, target, operands)
         self.depth += 1
         try:
             while True:
                 frames = await self.areceive()
                 kind, value = self.examine(rid, frames)
                 if kind == P.REPLY:
-                    self.sent = None
                     return value
                 if kind == P.REQUEST:
                     await self.aserve(value, frames)
@@ -123,7 +119,7 @@ class AsyncHostChannel(HostChannel):
 
     def passed_deadline(self) -> None:
         # Not session.drop_channel: its CLOSE would block the loop.
-        self.pool.drop(self, interrupt=self.sent)
+        self.pool.drop(self, interrupt=self.outermost)
 
     def close_socket(self) -> None:
         # The asyncio socket has a reader on its loop: close it there.
@@ -188,7 +184,7 @@ class ChannelPool:
                 # Cancelled (asyncio.timeout too) mid-call: the worker thread may still run it.
                 # It is interrupted there, as a blocking call's KeyboardInterrupt is, and the
                 # channel goes, so that its late reply can reach no other call.
-                self.drop(channel, interrupt=channel.sent)
+                self.drop(channel, interrupt=channel.outermost)
                 raise
             self.free.append(channel)
             return result
@@ -253,14 +249,7 @@ class ChannelPool:
         if channel in self.free:
             self.free.remove(channel)
         channel.close_socket()
-        executor().submit(self._close_at_worker, channel, interrupt)
-
-    def _close_at_worker(self, channel: AsyncHostChannel, interrupt: int | None) -> None:
-        session = self.session
-        if interrupt is not None and not session.closed:
-            with contextlib.suppress(MVBridgeError):  # the call may have ended meanwhile
-                session.control(P.INTERRUPT, [channel.cid, interrupt], INTERRUPT_TIMEOUT)
-        session.drop_channel(channel)
+        executor().submit(self.session.drop_channel, channel, interrupt)
 
     def close(self) -> None:
         """Close the idle channels (on the loop's thread); lent-out ones close as they end."""

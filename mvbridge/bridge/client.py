@@ -72,8 +72,8 @@ def deadline(seconds: float) -> Iterator[None]:
 
     The call is interrupted in the worker (code blocked in C there sees it when the C call
     returns); the channel that waited is dropped, so its late reply can never be mistaken for
-    another call's. Calls awaited inside the block (by this
-    task, or tasks it starts there) get the same deadline.
+    another call's. Calls awaited inside the block (by this task, or tasks it starts there) get
+    the same deadline.
     """
     previous = getattr(_deadlines, "value", None)
     _deadlines.value = time.monotonic() + seconds
@@ -254,8 +254,7 @@ class HostChannel(Channel):
         assert isinstance(session, HostSession)
         # The call is interrupted in the worker (a Python loop stops; code in C when it
         # returns), and the channel goes: its worker thread ends after the call.
-        session.control_nowait(P.INTERRUPT, [self.cid, self.outermost])
-        session.drop_channel(self)
+        session.drop_channel(self, interrupt=self.outermost)
 
     def check_frames(self, frames: list[Any]) -> list[Any]:
         """``frames``, unless they are the link's word that our request could not be sent."""
@@ -467,24 +466,29 @@ class HostSession(Session):
                 self._channels.remove(channel)
                 self._close_channel(channel)
 
-    def drop_channel(self, channel: HostChannel) -> None:
-        """Close ``channel`` here and at the worker (once); its thread's next call opens another."""
+    def drop_channel(self, channel: HostChannel, interrupt: int | None = None) -> None:
+        """Close ``channel`` here and at the worker (once), after interrupting its request
+        ``interrupt`` there when one was given (a call nobody waits for any more: a deadline
+        passed, an awaited call was cancelled); its thread's next call opens another."""
         with self._channels_lock:
             if channel in self._channels:
                 self._channels.remove(channel)
-        self._close_channel(channel)
+        self._close_channel(channel, interrupt)
 
     _drop_channel = drop_channel
 
-    def _close_channel(self, channel: HostChannel) -> None:
+    def _close_channel(self, channel: HostChannel, interrupt: int | None = None) -> None:
         if channel.closed:
             return
         channel.closed = True
         channel.close_socket()
         self.link.channel_closed(channel.cid)
         if not self.closed:
-            # Not waiting for the reply: a worker whose call holds the GIL in C answers only
-            # when the call ends, and a deadline that passed must not wait for that.
+            # Not waiting for the replies: a worker whose call holds the GIL in C answers only
+            # when the call ends, and a deadline that passed must not wait for that. The
+            # worker reads them in order, so the call is interrupted before its channel goes.
+            if interrupt is not None:
+                self.control_nowait(P.INTERRUPT, [channel.cid, interrupt])
             self.control_nowait(P.CLOSE, channel.cid)
 
     def calls_in_flight(self) -> int:
