@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import keyword
 import os
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 from .envs import EnvRecord
 from .runtime import cache_dir
 
-FORMAT = 1  # bump when what a cached entry holds changes
+FORMAT = 2  # bump when what a cached entry holds changes (2: only importable submodules)
 _READER_SOURCE = Path(__file__).parents[1] / "core" / "stubinfo.py"
 
 
@@ -34,6 +35,8 @@ def read_listings(env: Any, module: str) -> dict[str, Any]:
     submodules = {}
     if listing["package"]:
         for sub in listing["submodules"]:
+            if not sub.isidentifier() or keyword.iskeyword(sub):
+                continue  # no stub can be imported by that name
             try:
                 submodules[sub] = reader.stub_listing(f"{module}.{sub}")
             except Exception:

@@ -206,7 +206,7 @@ def _module_stubs(
         e["name"]: bool(e.get("exception")) for e in listing["entries"] if e["kind"] == "class"
     }
     for sub in listing["submodules"]:
-        if not sub.isidentifier() or keyword.iskeyword(sub) or sub not in found["submodules"]:
+        if sub not in found["submodules"]:  # not readable, or not a name to import
             continue
         sub_listing = dict(found["submodules"][sub])
         sub_listing["submodules"] = []  # one level: deeper ones are rarely imported by path
