@@ -221,7 +221,6 @@ class ChannelPool:
         cid, socket = opening.result()
         socket.close(linger=0)
         session = self.session
-        session.link.channel_closed(cid)
         if not session.closed:
             with contextlib.suppress(MVBridgeError):
                 session.control(P.CLOSE, cid)

@@ -482,7 +482,6 @@ class HostSession(Session):
             return
         channel.closed = True
         channel.close_socket()
-        self.link.channel_closed(channel.cid)
         if not self.closed:
             # Not waiting for the replies: a worker whose call holds the GIL in C answers only
             # when the call ends, and a deadline that passed must not wait for that. The

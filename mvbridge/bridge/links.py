@@ -54,9 +54,6 @@ class Link:
         """A connected DEALER for the channel the worker opened as ``cid`` at ``endpoint``."""
         raise NotImplementedError
 
-    def channel_closed(self, cid: int) -> None:
-        """The host dropped channel ``cid``."""
-
     def start_callbacks(self) -> None:
         """Get ready for reverse channels (the worker was given a host object)."""
 

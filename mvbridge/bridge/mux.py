@@ -1,11 +1,13 @@
 """One I/O thread joining an outer socket to this process's channel sockets over inproc.
 
-Internal. Messages on the outer socket start with a route frame (``protocol.route``): the one
+Internal. Messages on the outer socket start with a route frame (``protocol.route``): the control
 connection of a service session (a DEALER), or the ROUTER a local worker's reverse channels
-connect to. Each route is one channel whose host end is a DEALER of its own connected to this
-mux over inproc (routing id ``b"r" + route``), so everything above sees one socket per channel
-whatever the transport. Routes the worker opens (reverse channels) get a host thread to serve
-them (``on_reverse``) the first time they appear.
+connect to. Its routes are the control stream and the reverse channels, the ones a worker thread
+opens to call the host (host threads' own channels connect to the worker, or to the service,
+directly). Each route's host end is a DEALER of its own connected to this mux over inproc
+(routing id ``b"r" + route``), so everything above sees one socket per channel whatever the
+transport. A new reverse route gets a host thread to serve it (``on_reverse``) the first time
+it appears.
 
 The I/O thread owns the outer, inner and monitor sockets; other threads only connect new
 inproc sockets to it. Sends never block it: a message that cannot go out is dropped, and a
@@ -127,13 +129,6 @@ class Mux:
         socket.setsockopt(zmq.ROUTING_ID, b"r" + route)
         socket.connect(self.endpoint)
         return socket
-
-    def register(self, route: bytes) -> None:
-        """Deliver messages for ``route`` (a channel the host opened) from now on."""
-        self._known.add(route)
-
-    def unregister(self, route: bytes) -> None:
-        self._known.discard(route)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the I/O thread; it closes the sockets it owns."""

@@ -1,13 +1,17 @@
 """A session with a ``mvbridge spawn`` service: one DEALER over TCP, CurveZMQ unless insecure.
 
-Internal. All of the session's channels, its control stream and its reverse channels share the
-one connection through a ``mux.Mux``. Liveness is ZeroMQ's own heartbeat (answered by libzmq's
-I/O threads, so a call holding the GIL on either side does not fail it) read through a monitor
-socket: a drop fails the calls in flight at once; ZeroMQ reconnects by itself, and the next call
-resumes the session (``RESUME``), or learns that the service no longer knows it.
+Internal. The session's control stream and its reverse channels share one connection through a
+``mux.Mux``; each channel a host thread opens has a connection of its own to the same address
+(routing id ``b"c" + route + session id``), so a call crosses no thread of ours on this side
+(the mux's hop was most of a service call's cost on the host). Liveness is ZeroMQ's own heartbeat
+(answered by libzmq's I/O threads, so a call holding the GIL on either side does not fail it)
+read through a monitor socket on the control connection: a drop fails the calls in flight at
+once; ZeroMQ reconnects by itself, and the next call resumes the session (``RESUME``), or learns
+that the service no longer knows it.
 
-The DEALER's routing id is a random token that names the session to the service, also across
-reconnects; the service binds it to the client's CURVE key.
+The control DEALER's routing id is a random token that names the session to the service, also
+across reconnects; the service binds it to the client's CURVE key, and accepts a channel's
+connection only with that key.
 """
 
 from __future__ import annotations
@@ -81,22 +85,10 @@ class ServiceLink(Link):
         self._needs_resume = False
         self._closed = False
         self.fast = False
-        dealer = self._context.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.ROUTING_ID, b"s" + os.urandom(15))
-        dealer.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too
-        if keys is not None:
-            dealer.curve_serverkey = keys.server_public
-            dealer.curve_publickey = keys.public
-            dealer.curve_secretkey = keys.secret
-        timeout_ms = max(100, int(heartbeat_timeout * 1000))
-        dealer.setsockopt(zmq.HEARTBEAT_IVL, min(HEARTBEAT_IVL_MS, timeout_ms // 2))
-        dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
-        dealer.setsockopt(zmq.HEARTBEAT_TTL, min(timeout_ms, 6_553_500))
-        # No queueing for a connection that is not there: a call made while it is down must
-        # fail now, not run later, after its caller was told it failed.
-        dealer.setsockopt(zmq.IMMEDIATE, 1)
-        dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
-        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        self._keys = keys
+        self._heartbeat_ms = max(100, int(heartbeat_timeout * 1000))
+        self._sid = b"s" + os.urandom(15)
+        dealer = self._dealer(self._sid)
         monitor = monitor_of(self._context, dealer, _MONITORED)
         try:
             dealer.connect(address)
@@ -119,6 +111,27 @@ class ServiceLink(Link):
         )
         self.control_socket = self._mux.connect(P.CONTROL_ROUTE)
         self._mux.start()
+
+    def _dealer(self, routing_id: bytes) -> zmq.Socket:
+        """A DEALER for the service's address, with this link's keys and liveness settings."""
+        dealer = self._context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.ROUTING_ID, routing_id)
+        dealer.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too
+        keys = self._keys
+        if keys is not None:
+            dealer.curve_serverkey = keys.server_public
+            dealer.curve_publickey = keys.public
+            dealer.curve_secretkey = keys.secret
+        timeout_ms = self._heartbeat_ms
+        dealer.setsockopt(zmq.HEARTBEAT_IVL, min(HEARTBEAT_IVL_MS, timeout_ms // 2))
+        dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
+        dealer.setsockopt(zmq.HEARTBEAT_TTL, min(timeout_ms, 6_553_500))
+        # No queueing for a connection that is not there: a call made while it is down must
+        # fail now, not run later, after its caller was told it failed.
+        dealer.setsockopt(zmq.IMMEDIATE, 1)
+        dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        return dealer
 
     # -- events, in the mux's I/O thread --------------------------------------------------------
     def _on_monitor(self, socket: zmq.Socket) -> None:
@@ -202,12 +215,25 @@ class ServiceLink(Link):
 
     # -- channels -------------------------------------------------------------------------------
     def channel_socket(self, cid: int, endpoint: str | None) -> zmq.Socket:
-        route = P.route(cid)
-        self._mux.register(route)
-        return self._mux.connect(route)
-
-    def channel_closed(self, cid: int) -> None:
-        self._mux.unregister(P.route(cid))
+        socket = self._dealer(b"c" + P.route(cid) + self._sid)
+        # A send waits this long for the connection, then fails (IMMEDIATE: nothing queues).
+        socket.setsockopt(zmq.SNDTIMEO, max(1, int(self.connect_timeout * 1000)))
+        try:
+            socket.connect(self.address)
+            # Connected and through the handshake before the first request goes, so that an
+            # awaited call's non-blocking send finds it ready.
+            if not socket.poll(int(self.connect_timeout * 1000), zmq.POLLOUT):
+                raise WorkerStartError(
+                    f"a new channel to {self.describe()} did not connect within "
+                    f"{self.connect_timeout:g} s",
+                    env=self.env_name,
+                    exit_code=None,
+                    stderr_tail="",
+                )
+        except BaseException:
+            socket.close(linger=0)
+            raise
+        return socket
 
     def reverse_socket(self, route: bytes) -> zmq.Socket:
         return self._mux.connect(route)

@@ -53,7 +53,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 10
+PROTOCOL_VERSION = 11
 
 # Frame 0 of a channel message starts with its header's length (uint32, little-endian); bit 31
 # says buffer frames follow, so a receiver asks the socket for more only when there are some.

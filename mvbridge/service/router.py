@@ -3,8 +3,10 @@
 Internal. One thread runs everything here, in a poll loop over three sockets:
 
 * ``public``  the one address clients connect to (TCP; CurveZMQ with ``zmq.auth`` unless
-  ``--insecure``). A client's routing id names its session. Messages are
-  ``[route, frame 0, buffers...]`` (``core/protocol.py``).
+  ``--insecure``). A session's connection (its routing id names the session) carries
+  ``[route, frame 0, buffers...]`` (``core/protocol.py``): control messages, reverse channels.
+  Each channel a client thread opens comes on a connection of its own, with routing id
+  ``b"c" + route + session id`` and the session's key, and carries ``[frame 0, buffers...]``.
 * ``backend`` ipc, in a private folder: each worker connects a control DEALER (``b"w<pid>"``)
   and one DEALER per channel (``b"c" + session id + route``), so channel messages are routed by
   identity alone and reach the worker thread that serves them without a hop.
@@ -46,6 +48,7 @@ OPEN_HOLD = 2.0  # longest wait for a new channel's READY before its OPEN reply 
 PING_WAIT = 1.0  # longest wait for the workers' statistics before a ping is answered
 MAX_SID = 64
 _WORKER_DIED = "mvbridge.errors.WorkerDiedError"
+_CHANNEL = b"c"  # a channel's own connection: routing id b"c" + route + session id
 _UNKNOWN_SESSION = "no longer knows this session (it restarted, or the session expired)"
 _CLIENT_MONITORED = (
     zmq.EVENT_ACCEPTED
@@ -273,15 +276,19 @@ class Router:
             self._from_client(frames)
 
     def _from_client(self, frames: list[Any]) -> None:
-        sid = frames[0].bytes
+        ident = frames[0].bytes
+        if ident[:1] == _CHANNEL and len(ident) > 1 + P.ROUTE_SIZE:
+            self._from_channel_connection(ident, frames)
+            return
+        sid = ident
         if len(frames) < 3 or len(frames[1]) != P.ROUTE_SIZE or len(sid) > MAX_SID:
             self._malformed(sid, frames, "not [route, message]")
             return
+        route = frames[1].bytes
         size = sum(len(f) for f in frames[2:])
         if size > self.options.max_message_size:
-            self._oversized(sid, frames, size)
+            self._oversized(sid, route, frames[2:], size)
             return
-        route = frames[1].bytes
         user = self._user(frames[1])
         if route == P.CONTROL_ROUTE:
             self._client_control(sid, user, frames)
@@ -290,15 +297,40 @@ class Router:
         if session is None or session.user != user:
             self._notice(sid, P.NOTICE_SESSION_LOST, _UNKNOWN_SESSION)
             return
+        self._to_worker(session, route, frames[2:])
+
+    def _from_channel_connection(self, ident: bytes, frames: list[Any]) -> None:
+        """A message on a channel's own connection (routing id ``b"c" + route + session id``)."""
+        route, sid = ident[1 : 1 + P.ROUTE_SIZE], ident[1 + P.ROUTE_SIZE :]
+        if len(frames) < 2 or len(sid) > MAX_SID or route == P.CONTROL_ROUTE:
+            self._malformed(sid, frames, "not a channel message")
+            return
+        body = frames[1:]
+        size = sum(len(f) for f in body)
+        if size > self.options.max_message_size:
+            self._oversized(sid, route, body, size, ident)
+            return
+        session = self.sessions.get(sid)
+        if session is None:
+            self._notice(sid, P.NOTICE_SESSION_LOST, _UNKNOWN_SESSION)
+            return
+        if session.user != self._user(frames[1]):  # another client's key: not its session
+            self._malformed(sid, frames, "a channel of a session that is not its own")
+            return
+        session.direct.add(route)
+        self._to_worker(session, route, body)
+
+    def _to_worker(self, session: ServiceSession, route: bytes, body: list[Any]) -> None:
         if session.seen(time.monotonic()):
             logger.info(
                 "session %s: client is back",
                 session.name,
                 extra=self._extra("client-back", session),
             )
-        header = P.peek_header(frames[2].buffer)
+        sid = session.sid
+        header = P.peek_header(body[0].buffer)
         if header is None:
-            self._malformed(sid, frames, "its header is not an mvbridge channel header")
+            self._malformed(sid, body, "its header is not an mvbridge channel header")
             return
         kind, rid = header
         if kind == P.REQUEST and self.draining_since is not None and not session.busy(route):
@@ -314,7 +346,7 @@ class Router:
             )
             return
         ident = b"c" + sid + route
-        if not self._send(self.backend, ident, frames[2:]):
+        if not self._send(self.backend, ident, body):
             session.forget_route(route)
             # Most often its worker has just died: say so (NOTICE) before the error, not at
             # the next tick, so the client's next call opens a new session instead of failing.
@@ -377,6 +409,7 @@ class Router:
             if kind == P.CLOSE and isinstance(payload, int):
                 route = P.route(payload & 0xFFFFFFFF)
                 session.forget_route(route)
+                session.direct.discard(route)
                 self._ready.discard(b"c" + sid + route)
             self._forward_control(session, kind, rid, payload)
             return
@@ -416,9 +449,15 @@ class Router:
         return True
 
     def _to_client(self, sid: bytes, route: bytes, frames: list[Any]) -> bool:
+        session = self.sessions.get(sid) if route != P.CONTROL_ROUTE else None
+        if session is not None and route in session.direct:  # the channel's own connection
+            return self._out([_CHANNEL + route + sid], frames)
+        return self._out([sid, route], frames)
+
+    def _out(self, head: list[bytes], frames: list[Any]) -> bool:
         assert self.public is not None
         try:
-            self.public.send_multipart([sid, route, *frames], zmq.NOBLOCK, copy=False)
+            self.public.send_multipart(head + frames, zmq.NOBLOCK, copy=False)
         except zmq.ZMQError:
             return False
         return True
@@ -668,7 +707,11 @@ class Router:
             extra={"event": "malformed", "session": short(sid)},
         )
 
-    def _oversized(self, sid: bytes, frames: list[Any], size: int) -> None:
+    def _oversized(
+        self, sid: bytes, route: bytes, body: list[Any], size: int, ident: bytes | None = None
+    ) -> None:
+        """Refuse a message over the limit; a request gets an error on the connection it came
+        on (``ident``: a channel's own connection, else the session's)."""
         limit = self.options.max_message_size
         logger.warning(
             "rejected a message of %d bytes from session %s: over --max-message-size (%d)",
@@ -677,11 +720,10 @@ class Router:
             limit,
             extra={"event": "oversized", "session": short(sid), "size": size},
         )
-        header = P.peek_header(frames[2].buffer) if len(frames) > 2 else None
+        header = P.peek_header(body[0].buffer) if route != P.CONTROL_ROUTE else None
         if header is not None and header[0] == P.REQUEST:
-            self._to_client(
-                sid,
-                frames[1].bytes,
+            self._out(
+                [ident] if ident is not None else [sid, route],
                 P.error_message(
                     header[1],
                     "mvbridge.errors.ProtocolError",

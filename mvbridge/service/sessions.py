@@ -37,6 +37,8 @@ class ServiceSession:
         last_seen: when the client was last heard from, or reached by a probe.
         gone_since: when the client was first found unreachable, or None while it is there.
         open_requests: request id -> kind of the control requests forwarded to the worker.
+        direct: routes of the channels that came on a connection of their own (replies go
+            there, not on the session's connection).
     """
 
     sid: bytes
@@ -49,6 +51,7 @@ class ServiceSession:
     gone_since: float | None = None
     open_requests: dict[int, int] = field(default_factory=dict)
     opened_at: float = field(default_factory=time.monotonic)
+    direct: set[bytes] = field(default_factory=set)
 
     @property
     def name(self) -> str:

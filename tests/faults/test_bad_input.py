@@ -149,12 +149,14 @@ def test_the_worker_still_serves_after_the_fuzzing(raw: RawHost, raw_control: Ra
 class RawClient:
     """A client of a ``mvbridge spawn`` service speaking bytes on its own CURVE connection."""
 
-    def __init__(self, service: Spawn, keys: Keys) -> None:
+    def __init__(self, service: Spawn, keys: Keys, routing_id: bytes | None = None) -> None:
         from mvbridge.bridge.keys import client_keys
 
         pair = client_keys(keys.server_public, keys.client_secret)
         self.socket = zmq.Context.instance().socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if routing_id is not None:
+            self.socket.setsockopt(zmq.ROUTING_ID, routing_id)
         self.socket.curve_serverkey = pair.server_public
         self.socket.curve_publickey = pair.public
         self.socket.curve_secretkey = pair.secret
@@ -195,14 +197,31 @@ def raw_client(fuzzed_service: Spawn, keys: Keys):
     client.close()
 
 
+@pytest.fixture(scope="module")
+def raw_channel_client(fuzzed_service: Spawn, keys: Keys):
+    """A connection named as a channel's own (``b"c" + route + session id``) of a session
+    that the service does not know, then of one it does."""
+    client = RawClient(fuzzed_service, keys, routing_id=b"c" + P.route(1) + b"s" * 16)
+    yield client
+    client.close()
+
+
 @FUZZ
 @given(router_messages)
 def test_the_router_survives_any_frames(raw_client: RawClient, frames: list[bytes]):
     raw_client.send(frames)
 
 
+@FUZZ
+@given(st.one_of(channel_frames, st.lists(st.binary(max_size=64), min_size=1, max_size=4)))
+def test_the_router_survives_any_frames_on_a_channel_connection(
+    raw_channel_client: RawClient, frames: list[bytes]
+):
+    raw_channel_client.send(frames)
+
+
 def test_the_service_still_serves_after_the_fuzzing(
-    raw_client: RawClient, fuzzed_service: Spawn, keys: Keys
+    raw_client: RawClient, raw_channel_client: RawClient, fuzzed_service: Spawn, keys: Keys
 ):
     assert fuzzed_service.process.poll() is None
     with mvbridge.Env("after-fuzz", address=fuzzed_service.address, **keys.env_kwargs()) as env:

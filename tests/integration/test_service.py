@@ -475,7 +475,7 @@ def test_insecure_service_on_loopback_serves_plain_clients(py_v1, tmp_path):
         assert spawned.stop() == 0
 
 
-def raw_client(address: str, keys):
+def raw_client(address: str, keys, routing_id: bytes | None = None):
     """A bare pyzmq DEALER with an allowed CURVE key: says whatever a test makes it say."""
     import zmq
 
@@ -483,6 +483,8 @@ def raw_client(address: str, keys):
 
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
+    if routing_id is not None:
+        socket.setsockopt(zmq.ROUTING_ID, routing_id)
     client = client_keys(keys.server_public, keys.client_secret)
     socket.curve_serverkey, socket.curve_publickey = client.server_public, client.public
     socket.curve_secretkey = client.secret
@@ -527,6 +529,76 @@ def test_garbage_on_the_port_leaves_the_service_answering(service, keys):
     assert "rejected a malformed message" in service.log
 
 
+def test_each_host_thread_calls_on_a_connection_of_its_own(service):
+    """A host thread's channel connects to the service itself, not through the host's I/O
+    thread (whose hop was most of a service call's cost on the host)."""
+    import zmq
+
+    with client_env(service, "own-connections") as env:
+        demo = env.import_module("mvb_demo")
+        seen = []
+        ready = threading.Barrier(3, timeout=30)  # all three channels open at once
+
+        def call() -> None:
+            assert demo.add(1, 2) == 3
+            socket = env.session().channel().socket
+            seen.append((socket.getsockopt(zmq.LAST_ENDPOINT), socket.getsockopt(zmq.ROUTING_ID)))
+            ready.wait()
+
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert [endpoint.decode() for endpoint, _ in seen] == [service.address] * 3
+        ids = {routing_id for _, routing_id in seen}
+        assert len(ids) == 3
+        assert all(routing_id.startswith(b"c") for routing_id in ids)
+        assert demo.add(2, 2) == 4
+
+
+def test_a_channel_connection_under_another_key_cannot_reach_a_session(py_v1, tmp_path):
+    """Knowing a session's id is not enough: the service takes a channel's messages only with
+    the key that opened the session. (The id itself is a 128-bit secret of the client's; one
+    naming a channel that is connected now would take that connection over, ZeroMQ's
+    ROUTER_HANDOVER, which is how a reconnecting client gets its connection back.)"""
+    import zmq
+
+    from mvbridge.bridge.keys import client_keys, generate
+    from mvbridge.core import protocol as P
+    from mvbridge.core.codec import Encoder
+    from tests.helpers import Keys
+    from tests.unit.test_codec import SameProcessSession
+
+    keys = Keys(tmp_path / "keys")
+    other_public, other_secret = generate("other", tmp_path / "keys" / "other")
+    (keys.allow / "other.key").write_bytes(other_public.read_bytes())  # also allowed
+    spawned = Spawn(py_v1, tmp_path, keys)
+    intruder = zmq.Context.instance().socket(zmq.DEALER)
+    intruder.setsockopt(zmq.LINGER, 0)
+    try:
+        with client_env(spawned, "victim") as env:
+            demo = env.import_module("mvb_demo")
+            assert demo.add(1, 1) == 2
+            session = env.session()
+            route = P.route(session.channel().cid + 1000)  # no channel of the victim's
+            pair = client_keys(keys.server_public, other_secret)
+            intruder.curve_serverkey, intruder.curve_publickey = pair.server_public, pair.public
+            intruder.curve_secretkey = pair.secret
+            intruder.setsockopt(zmq.ROUTING_ID, b"c" + route + session.link._sid)
+            intruder.connect(spawned.address)
+            request = Encoder(SameProcessSession()).encode(
+                [P.REQUEST, 77, None], [P.OP_VERSIONS, None, ["msgpack"]]
+            )
+            intruder.send_multipart(request)
+            spawned.wait_log("a channel of a session that is not its own")
+            assert not intruder.poll(0)  # nothing reached the worker, so nothing came back
+            assert demo.add(2, 3) == 5  # and the session it aimed at goes on
+    finally:
+        intruder.close(linger=0)
+        assert spawned.stop() == 0, spawned.log
+
+
 def test_oversized_message_is_refused_by_the_client_and_by_the_service(short_lived, keys):
 
     from mvbridge.core import protocol as P
@@ -545,6 +617,14 @@ def test_oversized_message_is_refused_by_the_client_and_by_the_service(short_liv
         raw.send_multipart([P.route(1), request, b"a" * 40_000, b"b" * 40_000])
         assert raw.poll(10_000)
         _route, frame = raw.recv_multipart()
+        assert P.peek_header(frame) == [P.ERROR, 5]
+        assert b"over the service's limit" in frame
+        # The same on a channel's own connection (how mvbridge's hosts send calls).
+        raw.close(linger=0)
+        raw = raw_client(spawned.address, keys, routing_id=b"c" + P.route(1) + b"s" * 16)
+        raw.send_multipart([request, b"a" * 40_000, b"b" * 40_000])
+        assert raw.poll(10_000)
+        (frame,) = raw.recv_multipart()
         assert P.peek_header(frame) == [P.ERROR, 5]
         assert b"over the service's limit" in frame
     finally:
