@@ -476,6 +476,8 @@ class Env:
 
     # -- use -------------------------------------------------------------------------------------
     def request(self, op: str, target: Any, *operands: Any) -> Any:
+        if self._session is None:  # the worker boots while the host imports what calls need
+            self.session()
         from .proxy import follow_env
 
         return follow_env(self, lambda session: session.request(op, target, *operands))

@@ -21,7 +21,6 @@ what it knows of too. Used only between a host and its local worker, on Linux.
 from __future__ import annotations
 
 import collections
-import ctypes
 import itertools
 import mmap
 import os
@@ -118,6 +117,8 @@ class SegmentPool:
                 finally:
                     os.close(fd)
                 self._mapped[path] = mapping
+        import ctypes  # here, not at import: 1.7 ms of every worker's start-up
+
         buffer = (ctypes.c_ubyte * length).from_buffer(mapping)
         weakref.finalize(buffer, self.returned.append, path)
         return buffer

@@ -12,7 +12,6 @@ moves the thread's next calls to a fresh channel (``bridge/client.py``).
 
 from __future__ import annotations
 
-import ctypes
 import threading
 
 
@@ -64,6 +63,8 @@ class CallInterrupts:
 
 
 def _set_async_exc(ident: int, exc: type | None) -> bool:
+    import ctypes  # here, not at import: 1.7 ms of every worker's start-up
+
     exc_object = ctypes.py_object(exc) if exc is not None else None
     changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc_object)
     return changed == 1
