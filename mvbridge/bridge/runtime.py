@@ -228,7 +228,7 @@ def _code_digest() -> str:
     for requirement in requirements:
         sha.update(requirement.encode())
     digest = sha.hexdigest()[:16]
-    entries = known if isinstance(known, dict) and len(known) < 32 else {}
+    entries = known if isinstance(known, dict) and len(known) < 8 else {}
     entries[key] = digest
     _write_json(path, entries)
     return digest

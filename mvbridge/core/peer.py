@@ -11,10 +11,8 @@ callbacks), so replies never need routing between threads.
 from __future__ import annotations
 
 import collections
-import logging
 import pickle
 import threading
-import traceback
 import types
 import weakref
 from typing import Any, Callable
@@ -22,13 +20,11 @@ from typing import Any, Callable
 import zmq
 
 from ..errors import MVBridgeError, NestingError, ProtocolError, RemoteError
-from . import dists, exceptions, hidden, names, ops, sharedmem
+from . import dists, exceptions, hidden, logs, names, ops, sharedmem
 from . import protocol as P
 from .codec import Decoder, Encoder, is_code, is_large, lift_large
 from .objects import ObjectTable, drain
 from .remote import RemoteAttribute, RemoteObject, TypeInfo, proxy_class
-
-logger = logging.getLogger(__name__)
 
 _PROXY_TYPES = (RemoteObject,)
 
@@ -424,7 +420,9 @@ class Channel:
         try:
             kind, mid, releases, returns = decoder.header(frames)
         except ProtocolError as exc:
-            logger.warning("dropped a message: %s", exc)  # not ours: the reply may still come
+            logs.logger(__name__).warning(
+                "dropped a message: %s", exc
+            )  # not ours: the reply may still come
             return None, None
         if releases or returns:
             self.session.received(releases, returns)
@@ -443,7 +441,7 @@ class Channel:
         try:
             kind, mid, releases, returns = self.decoder.header(frames)
         except ProtocolError as exc:
-            logger.warning("dropped a message: %s", exc)
+            logs.logger(__name__).warning("dropped a message: %s", exc)
             return
         if releases or returns:
             self.session.received(releases, returns)
@@ -491,6 +489,8 @@ class Channel:
             self.send_error(rid, exc)
 
     def send_error(self, rid: int, exc: BaseException) -> None:
+        import traceback  # here, not at import: with logging, 5 ms of a worker's start-up
+
         text = _trimmed("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         header = self.session.header(P.ERROR, rid)
         try:

@@ -11,18 +11,16 @@ session and closed with it.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any, Callable
 
 import zmq
 
+from ..core import logs
 from ..core import protocol as P
 from ..core.peer import Channel, Session, receive_message
 from ..errors import MVBridgeError
 from .interrupts import CallInterrupts
-
-logger = logging.getLogger(__name__)
 
 POLL_MS = 100  # how often a waiting or idle channel looks at its stop flags
 
@@ -207,9 +205,11 @@ class WorkerChannel(Channel):
                     except (_Stopped, zmq.ZMQError):
                         raise
                     except KeyboardInterrupt:  # a host's interrupt that landed after the call
-                        logger.debug("mvbridge worker: an interrupt came after its call ended")
+                        logs.logger(__name__).debug(
+                            "mvbridge worker: an interrupt came after its call ended"
+                        )
                     except Exception:  # a bug of ours must not silence the channel for good
-                        logger.exception("mvbridge worker: a channel message failed")
+                        logs.logger(__name__).exception("mvbridge worker: a channel message failed")
                     finally:
                         self.serving = False
         except (_Stopped, zmq.ZMQError):

@@ -11,7 +11,6 @@ router instead, which authenticates clients and routes their sessions here. Cont
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import sys
 import threading
@@ -20,14 +19,12 @@ from typing import Any, Callable
 import msgpack
 import zmq
 
-from ..core import dists, hidden, sharedmem
+from ..core import dists, hidden, logs, sharedmem
 from ..core import protocol as P
 from ..core.memory import release_freed_memory
 from ..errors import MVBridgeError, ProtocolError
 from . import records
 from .channels import Wiring, WorkerChannel, WorkerSession
-
-logger = logging.getLogger(__name__)
 
 
 class Server:
@@ -89,7 +86,7 @@ class Server:
                 kind, rid, payload = P.unpack(frames[1])
                 reply_kind, reply = self.handle(key, kind, payload)
             except Exception as exc:
-                logger.warning("refused a control message: %s", exc)
+                logs.logger(__name__).warning("refused a control message: %s", exc)
                 rid, reply_kind, reply = 0, P.FAIL, "%s: %s" % (type(exc).__name__, exc)
             control.send_multipart([key, P.pack([reply_kind, rid, reply])])
 

@@ -11,7 +11,7 @@ import pytest
 import mvbridge
 from mvbridge.bridge.records import RecordReader
 from mvbridge.core import protocol as P
-from tests.helpers import wait_until
+from tests.helpers import install_fixture_package, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,28 @@ def test_worker_warning_of_a_category_the_host_lacks_is_a_user_warning(records_e
         UserWarning, r"mvb_demo\.DemoWarning: own kind", lambda: demo.warn_own("own kind")
     )
     assert warned[0].category is UserWarning
+
+
+def test_a_record_logged_while_logging_is_first_imported_reaches_the_host(py_v1, caplog):
+    """A worker imports ``logging`` only when something does (it was 4-7 ms of its start-up):
+    the forwarding starts then, in time for a record logged by the very module that did."""
+    install_fixture_package(
+        py_v1, "mvb_logging_unseen", "1.0", "import sys\nSEEN = 'logging' in sys.modules\n"
+    )
+    install_fixture_package(
+        py_v1,
+        "mvb_logs_at_import",
+        "1.0",
+        "import logging\nlogging.getLogger(__name__).warning('logged while imported')\n",
+    )
+    caplog.set_level(logging.DEBUG, logger="mvbridge.worker")
+    with mvbridge.Env("records-at-import", interpreter=py_v1) as env:
+        assert env.import_module("mvb_logging_unseen").SEEN is False
+        env.import_module("mvb_logs_at_import")
+        wait_until(lambda: _worker_records(caplog, "logged while imported"))
+    (record,) = _worker_records(caplog, "logged while imported")
+    assert record.name.endswith(".mvb_logs_at_import")
+    assert record.levelno == logging.WARNING
 
 
 def test_record_reader_passes_output_through_and_waits_for_split_records():
