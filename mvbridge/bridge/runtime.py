@@ -216,7 +216,9 @@ def _code_digest() -> str:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
-    digest = known.get(key) if isinstance(known, dict) else None
+    if not isinstance(known, dict):
+        known = {}
+    digest = known.get(key)
     if isinstance(digest, str):
         return digest
     import hashlib
@@ -228,7 +230,7 @@ def _code_digest() -> str:
     for requirement in requirements:
         sha.update(requirement.encode())
     digest = sha.hexdigest()[:16]
-    entries = known if isinstance(known, dict) and len(known) < 8 else {}
+    entries = known if len(known) < 8 else {}
     entries[key] = digest
     _write_json(path, entries)
     return digest

@@ -420,9 +420,8 @@ class Channel:
         try:
             kind, mid, releases, returns = decoder.header(frames)
         except ProtocolError as exc:
-            logs.logger(__name__).warning(
-                "dropped a message: %s", exc
-            )  # not ours: the reply may still come
+            # Not ours: the reply may still come.
+            logs.logger(__name__).warning("dropped a message: %s", exc)
             return None, None
         if releases or returns:
             self.session.received(releases, returns)
