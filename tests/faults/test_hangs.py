@@ -46,7 +46,9 @@ HANGS = {
 def start_hang(target: Target, name: str) -> Call:
     function, argument, _ = HANGS[name]
     if argument is None:
-        argument = _gil_items(GIL_SECONDS)
+        # Twice the usual loop: the test needs it still running a second after it started, and
+        # a loop measured on a busy host can be short (it ended in under a second in one run).
+        argument = _gil_items(2 * GIL_SECONDS)
     marker = started_file()
     call = Call(getattr(target.faults(), function), argument, marker)
     wait_until(lambda: Path(marker).exists())
